@@ -143,9 +143,9 @@ class Layout:
     def from_batch(self, batch: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`to_batch`: back to ``self.shape`` (spatial size must be unchanged)."""
         array = np.asarray(batch).reshape(self._moved)
-        if self.channel_axis is not None:
-            array = np.moveaxis(array, -self.spatial_ndim - 1, self.channel_axis)
-        return array
+        if self.channel_axis is None:
+            return array.reshape(self.shape)
+        return np.moveaxis(array, -self.spatial_ndim - 1, self.channel_axis)
 
 
 def prepare(

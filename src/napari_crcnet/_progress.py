@@ -8,7 +8,7 @@ Cancel button and the training Stop button do exactly that). Nothing partial is 
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -17,13 +17,13 @@ class Cancelled(Exception):
     """Raised (usually by a progress callback) to stop a long computation at the next step."""
 
 
-def report(progress: Optional[ProgressCallback], done: int, total: int) -> None:
+def report(progress: ProgressCallback | None, done: int, total: int) -> None:
     """Call ``progress(done, total)`` when a callback was given."""
     if progress is not None:
         progress(done, total)
 
 
-def cancellable(event: threading.Event, progress: Optional[ProgressCallback] = None) -> ProgressCallback:
+def cancellable(event: threading.Event, progress: ProgressCallback | None = None) -> ProgressCallback:
     """A progress callback that raises :class:`Cancelled` once ``event`` is set, forwarding to ``progress``."""
 
     def callback(done: int, total: int) -> None:

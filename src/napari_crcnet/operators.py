@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -171,7 +172,7 @@ class BlurOperator:
         shape = self._spatial(x)
         if self.boundary == "periodic":
             return x
-        widths, indices, window = self._padding_plan(shape)
+        _widths, indices, window = self._padding_plan(shape)
         out = x
         for axis, index in enumerate(indices):
             out = out.index_select(x.ndim - self.ndim + axis, index)
@@ -185,7 +186,7 @@ class BlurOperator:
         """Adjoint of :meth:`pad`: fold a grid-sized ``y`` back onto an image of spatial ``shape`` (``P^T y``)."""
         if self.boundary == "periodic":
             return y
-        widths, indices, window = self._padding_plan(tuple(shape))
+        _widths, indices, window = self._padding_plan(tuple(shape))
         dims = tuple(range(-self.ndim, 0))
         if window is not None:
             mean_part = ((1 - window) * y).sum(dim=dims, keepdim=True) / float(np.prod(shape))
