@@ -1,0 +1,143 @@
+"""The CRCNet network: architecture exactly as in the paper (section 3), variants, residues, init."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_crcnet.models.crcnet import CRCNet, CRCNetConfig
+
+torch.set_num_threads(1)
+
+
+def expected_parameters(c: int, n: int = 6, hidden: int = 48, concatenate: bool = True, prelu: bool = False) -> int:
+    """Closed-form count: RU with C channels = 2 (9 C^2 + C); IU = 49 Cin h + h + 49 h C + C (+ h PReLU)."""
+    units = [c * 2**i for i in range(n)] if concatenate else [c] * n
+    ru = sum(2 * (9 * u * u + u) for u in units)
+    iu_in = c + sum(units)
+    iu = 49 * iu_in * hidden + hidden + 49 * hidden * c + c
+    return ru + iu + (hidden if prelu else 0)
+
+
+def test_paper_rgb_has_680199_parameters_and_the_channel_plan():
+    net = CRCNet(CRCNetConfig.paper(3))
+    assert net.n_parameters == 680_199 == expected_parameters(3)
+    assert net.config.unit_channels() == [3, 6, 12, 24, 48, 96]
+    assert net.config.integrative_channels() == 192
+    # Each unit keeps its channel count: conv C->C 3x3 and transposed conv C->C 3x3.
+    for unit, c in zip(net.units, [3, 6, 12, 24, 48, 96]):
+        assert tuple(unit.conv.weight.shape) == (c, c, 3, 3)
+        assert tuple(unit.deconv.weight.shape) == (c, c, 3, 3)
+        assert isinstance(unit.deconv, torch.nn.ConvTranspose2d)
+        assert isinstance(unit.act, torch.nn.Sigmoid)
+    assert tuple(net.integrate.conv1.weight.shape) == (48, 192, 7, 7)
+    assert tuple(net.integrate.conv2.weight.shape) == (3, 48, 7, 7)
+    assert isinstance(net.integrate.act, torch.nn.ReLU)
+
+
+@pytest.mark.parametrize("c", [1, 2])
+def test_other_channel_counts(c):
+    assert CRCNet(CRCNetConfig.paper(c)).n_parameters == expected_parameters(c)
+
+
+def test_gray_paper_count():
+    assert CRCNet(CRCNetConfig.paper(1)).n_parameters == 177_625
+    assert CRCNetConfig.paper(1).unit_channels() == [1, 2, 4, 8, 16, 32]
+
+
+def test_default_config_differs_from_paper_as_specified():
+    paper, default = CRCNetConfig.paper(), CRCNetConfig()
+    assert (paper.iu_activation, paper.input, paper.skip) == ("relu", "blurred", False)
+    assert (default.iu_activation, default.input, default.skip) == ("prelu", "mmse", True)
+    same = ("in_channels", "n_units", "ru_activation", "iu_channels", "concatenate", "spatial_dims")
+    assert all(getattr(paper, k) == getattr(default, k) for k in same)
+    assert CRCNet(default).n_parameters == expected_parameters(3, prelu=True)
+
+
+def test_without_concatenation_ablation():
+    config = CRCNetConfig(in_channels=3, concatenate=False)
+    assert config.unit_channels() == [3] * 6
+    assert config.integrative_channels() == 21
+    net = CRCNet(config)
+    assert net.n_parameters == expected_parameters(3, concatenate=False, prelu=True)
+    x = torch.rand(1, 3, 20, 20)
+    out, residues = net(x, return_residues=True)
+    assert out.shape == x.shape and [r.shape[1] for r in residues] == [3] * 6
+    # Unit i sees only inter_{i-1}: its output equals the unit applied to the previous output alone.
+    with torch.no_grad():
+        assert torch.allclose(net.units[2](residues[1]), residues[2])
+
+
+def test_forward_shapes_and_residues():
+    net = CRCNet(CRCNetConfig.paper(3))
+    x = torch.rand(2, 3, 17, 23)
+    with torch.no_grad():
+        out = net(x)
+        out2, residues = net(x, return_residues=True)
+    assert out.shape == x.shape
+    assert torch.equal(out, out2)
+    assert [tuple(r.shape) for r in residues] == [(2, c, 17, 23) for c in (3, 6, 12, 24, 48, 96)]
+    # The literal recurrence of eq. (12): unit i gets [b, inter_1, ..., inter_{i-1}].
+    with torch.no_grad():
+        inputs = [x]
+        for unit, r in zip(net.units, residues):
+            z = torch.cat(inputs, 1)
+            assert torch.allclose(unit(z), r)
+            assert torch.allclose(r, z - unit.deconv(torch.sigmoid(unit.conv(z))))
+            inputs.append(r)
+        assert torch.allclose(net.integrate(torch.cat(inputs, 1)), out)
+
+
+def test_skip_model_starts_near_identity():
+    torch.manual_seed(0)
+    net = CRCNet(CRCNetConfig(in_channels=3))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        out = net(x)
+    assert float((out - x).abs().max()) < 5e-3
+    # ...but it is not frozen there: every parameter gets a gradient on the first step.
+    loss = ((net(x) - 0.5) ** 2).mean()
+    loss.backward()
+    assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.parameters())
+    # The paper network (no skip) is not the identity.
+    with torch.no_grad():
+        assert float((CRCNet(CRCNetConfig.paper(3))(x) - x).abs().max()) > 1e-2
+
+
+def test_receptive_radius_is_exact():
+    net = CRCNet(CRCNetConfig.paper(1)).double()
+    assert net.receptive_radius == 18
+    # A delta perturbation changes the output exactly within the radius (Chebyshev distance).
+    x = torch.rand(1, 1, 49, 49, dtype=torch.float64)
+    y = x.clone()
+    y[0, 0, 24, 24] += 1.0
+    with torch.no_grad():
+        diff = (net(y) - net(x)).abs()[0, 0]
+    changed = (diff > 0).nonzero()
+    assert int((changed - 24).abs().max()) == 18
+
+
+def test_volumes():
+    net = CRCNet(CRCNetConfig(in_channels=1, n_units=2, iu_channels=4, spatial_dims=3))
+    x = torch.rand(1, 1, 6, 7, 8)
+    out, residues = net(x, return_residues=True)
+    assert out.shape == x.shape and [r.shape[1] for r in residues] == [1, 2]
+
+
+def test_config_dict_round_trip_and_validation():
+    config = CRCNetConfig(in_channels=1, n_units=4, iu_activation="relu", concatenate=False, input="blurred")
+    assert CRCNetConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown"):
+        CRCNetConfig.from_dict({**config.to_dict(), "depth": 3})
+    for bad in (
+        {"ru_activation": "tanh"},
+        {"iu_activation": "gelu"},
+        {"input": "sharp"},
+        {"in_channels": 0},
+        {"spatial_dims": 4},
+        {"n_units": 2.5},
+    ):
+        with pytest.raises(ValueError):
+            CRCNetConfig(**bad)
+    with pytest.raises(ValueError, match="expects a tensor"):
+        CRCNet(CRCNetConfig.paper(3))(torch.rand(1, 1, 8, 8))

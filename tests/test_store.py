@@ -1,0 +1,183 @@
+"""Model files: safetensors + JSON card, atomic saves, no unpickling, kernel checks, lookup by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from napari_crcnet.models import CRCNet, CRCNetConfig, kernel_sha256, list_models, load_model, save_model
+
+torch.set_num_threads(1)
+
+
+def gaussian(sigma: float, size: int = 9) -> np.ndarray:
+    r = np.arange(size) - size // 2
+    k = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def small_model(c: int = 3, seed: int = 0) -> CRCNet:
+    torch.manual_seed(seed)
+    return CRCNet(CRCNetConfig(in_channels=c, n_units=2, iu_channels=4))
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "user-models"
+    monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(folder))
+    return folder
+
+
+def test_round_trip_weights_and_card(tmp_path):
+    model = small_model()
+    card = {
+        "name": "g15",
+        "kernel": gaussian(1.5),
+        "noise": 0.01,
+        "mmse_sigma": 3e-3,
+        "training": {"iterations": 10},
+        "metrics": {"psnr": 30.5},
+    }
+    written = save_model(tmp_path / "g15", model, card)
+    assert (tmp_path / "g15.safetensors").exists() and (tmp_path / "g15.json").exists()
+    assert written["kernel_sha256"] == kernel_sha256(gaussian(1.5))
+    assert written["config"] == model.config.to_dict()
+    loaded, loaded_card = load_model(tmp_path / "g15.safetensors", device="cpu")
+    assert loaded.config == model.config
+    for (k1, v1), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
+    assert {k: v for k, v in loaded_card.items() if k != "path"} == written
+    assert json.loads((tmp_path / "g15.json").read_text()) == written
+    assert not loaded.training
+    # Same path without suffix, or the card's path, load the same model.
+    assert load_model(tmp_path / "g15", device="cpu")[1]["name"] == "g15"
+    assert load_model(tmp_path / "g15.json", device="cpu")[1]["name"] == "g15"
+
+
+def test_card_copy_in_metadata_used_when_json_missing(tmp_path):
+    save_model(tmp_path / "m.safetensors", small_model(), {"kernel": gaussian(1.0)})
+    os.remove(tmp_path / "m.json")
+    _, card = load_model(tmp_path / "m.safetensors", device="cpu")
+    assert card["kernel_sha256"] == kernel_sha256(gaussian(1.0))
+
+
+def test_atomic_save_keeps_old_files_when_replace_fails(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    save_model(path, small_model(seed=1), {"description": "old"})
+    before_w, before_c = path.read_bytes(), path.with_suffix(".json").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        save_model(path, small_model(seed=2), {"description": "new"})
+    monkeypatch.undo()
+    assert path.read_bytes() == before_w and path.with_suffix(".json").read_bytes() == before_c
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]  # no temporaries left
+    assert load_model(path, device="cpu")[1]["description"] == "old"
+
+
+def test_pickles_are_refused_and_never_unpickled(tmp_path, monkeypatch):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    def no_unpickling(*args, **kwargs):
+        raise AssertionError("something tried to unpickle")
+
+    monkeypatch.setattr(torch, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "load", no_unpickling)
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    fake = tmp_path / "evil.safetensors"
+    fake.write_bytes(pickle.dumps(Boom()))
+    fake.with_suffix(".json").write_text(json.dumps({"name": "evil", "config": CRCNetConfig().to_dict()}))
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        load_model(fake, device="cpu")
+    # A torch.save zip archive under a safetensors name is refused too.
+    torch.save(small_model().state_dict(), tmp_path / "zip.safetensors")
+    with pytest.raises(ValueError, match="not a safetensors file"):
+        load_model(tmp_path / "zip.safetensors", device="cpu")
+    # Pickle-based suffixes are refused by name, before anything is read.
+    (tmp_path / "model.pt").write_bytes(b"whatever")
+    with pytest.raises(ValueError, match="pickle"):
+        load_model(tmp_path / "model.pt", device="cpu")
+    with pytest.raises(ValueError, match="pickle"):
+        save_model(tmp_path / "model.pth", small_model())
+
+
+def test_mismatched_kernel_refused_unless_forced(tmp_path):
+    save_model(tmp_path / "g", small_model(), {"kernel": gaussian(1.5)})
+    with pytest.raises(ValueError) as info:
+        load_model(tmp_path / "g", kernel=gaussian(2.0, size=11), device="cpu")
+    message = str(info.value)
+    assert "\n" not in message and "9x9" in message and "11x11" in message and "force=True" in message
+    assert kernel_sha256(gaussian(1.5))[:12] in message and kernel_sha256(gaussian(2.0, 11))[:12] in message
+    model, _ = load_model(tmp_path / "g", kernel=gaussian(2.0, size=11), force=True, device="cpu")
+    assert isinstance(model, CRCNet)
+    # The same kernel scaled, zero-padded, in float32 or with tiny round-off is accepted.
+    k = gaussian(1.5)
+    for same in (3 * k, np.pad(k, 2), k.astype(np.float32), k + 1e-9 * np.random.default_rng(0).random(k.shape)):
+        load_model(tmp_path / "g", kernel=same, device="cpu")
+
+
+def test_kernel_hash_properties():
+    k = gaussian(1.2)
+    assert kernel_sha256(k) == kernel_sha256(k * 7) == kernel_sha256(np.pad(k, 3))
+    assert kernel_sha256(k) == kernel_sha256(k.tolist())
+    assert kernel_sha256(k) != kernel_sha256(gaussian(1.3))
+    assert kernel_sha256(k) != kernel_sha256(np.pad(k, ((0, 2), (2, 0))))  # shifted: a different kernel
+    quantised = np.round(k / k.max() * 255)  # what an 8-bit PNG stores
+    assert kernel_sha256(k) != kernel_sha256(quantised)
+    with pytest.raises(ValueError):
+        kernel_sha256(np.zeros((3, 3)))
+
+
+def test_channel_check(tmp_path):
+    save_model(tmp_path / "rgb", small_model(3))
+    save_model(tmp_path / "gray", small_model(1))
+    with pytest.raises(ValueError, match="takes 3 channels"):
+        load_model(tmp_path / "rgb", channels=1, device="cpu")
+    load_model(tmp_path / "gray", channels=3, device="cpu")  # gray runs channel by channel
+
+
+def test_lookup_by_name_and_listing(tmp_path, isolated_user_dir):
+    save_model(isolated_user_dir / "mine", small_model(), {"kernel": gaussian(1.0), "description": "user"})
+    extra = tmp_path / "extra"
+    save_model(extra / "other", small_model(1), {"description": "extra"})
+    _, card = load_model("mine", device="cpu")
+    assert card["description"] == "user"
+    assert load_model("other", extra_dirs=[extra], device="cpu")[1]["description"] == "extra"
+    with pytest.raises(FileNotFoundError, match="mine"):
+        load_model("nonexistent", device="cpu")
+    cards = {c["name"]: c for c in list_models(extra_dirs=[extra])}
+    assert cards["mine"]["source"] == "user" and cards["mine"]["kernel_shape"] == [9, 9]
+    assert cards["other"]["source"] == "extra" and cards["other"]["kernel_shape"] is None
+    assert cards["mine"]["path"].endswith("mine.safetensors")
+    # A broken file is skipped with a warning, not an exception.
+    (isolated_user_dir / "broken.safetensors").write_bytes(b"junk")
+    with pytest.warns(UserWarning, match="broken"):
+        names = [c["name"] for c in list_models()]
+    assert "mine" in names and "broken" not in names
+
+
+def test_shipped_models_load():
+    for card in list_models():
+        if card["source"] == "shipped":
+            model, loaded = load_model(card["path"], device="cpu")
+            assert loaded["name"] == card["name"]
+            assert model.config == CRCNetConfig.from_dict(card["config"])
+
+
+def test_weights_not_matching_config_are_refused(tmp_path):
+    save_model(tmp_path / "m", small_model())
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["config"]["n_units"] = 3
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="do not fit"):
+        load_model(tmp_path / "m", device="cpu")
