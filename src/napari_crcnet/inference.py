@@ -1,0 +1,437 @@
+"""Apply a CRCNet to any array: layouts, MMSE input, tiles with overlap, devices, CUDA out-of-memory fallback.
+
+Pipeline of :func:`apply_model` for an image ``b`` (spatial axes last, optional ``channel_axis``, any
+leading batch axes such as time or Z for a 2D model):
+
+1. ``b`` is scaled to float32 in [0, 1] (integers by their dtype's maximum) and reshaped to
+   ``(B, C, *spatial)`` (:func:`napari_crcnet._arrays.prepare`). A gray model (1 channel) on a colour
+   image runs on each channel separately; a colour model on a different channel count is an error.
+2. For ``config.input == "mmse"`` every 2D (or 3D) plane is replaced by its closed-form MMSE estimate
+   ``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` with the card's ``mmse_sigma`` (and ``mmse_boundary``,
+   ``mmse_prior`` when the card has them), computed on the whole plane (a global Fourier operation, so
+   it is never tiled) by :func:`napari_crcnet.deconv.mmse`.
+3. The network runs on overlapping tiles: the plane is cut into a grid of cores of size
+   ``tile - 2 * overlap``; each core is processed with ``overlap`` pixels of context on each side (clipped
+   at the image edge) and only the core is kept. The network is local, each output pixel depending on
+   inputs within ``model.receptive_radius`` pixels (18 for the paper net), and it zero-pads at its
+   input's edge; a window clipped at the image edge has that edge where the whole image has it. So with
+   ``overlap >= receptive_radius`` the tiled result equals the untiled one everywhere (to float
+   round-off), while memory stays bounded by the tile size, whatever the image size.
+
+Residues (``return_residues=True``) are the unit outputs ``inter_1..inter_N``, returned as a list of N
+arrays, one per unit, unit ``i`` having ``c_i = config.unit_channels()[i-1]`` channels (RGB paper net:
+3, 6, 12, 24, 48, 96):
+
+* colour model (``C > 1``, e.g. ``(Y, X, 3)`` input with ``channel_axis=-1``): the input's shape with the
+  channel axis holding ``c_i`` channels, e.g. ``(Y, X, c_i)``; ``(T, Y, X, 3)`` gives ``(T, Y, X, c_i)``;
+* gray model (``C == 1``): a new leading axis of ``c_i`` channels in front of the input's shape:
+  ``(Y, X)`` gives ``(c_i, Y, X)``; a gray model run per channel on ``(Y, X, 3)`` gives ``(c_i, Y, X, 3)``.
+
+They take ``sum(c_i) = 63 C`` (189 for RGB) float32 planes: ask for them on small images only.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._arrays import Layout, prepare, resolve_device
+from ._progress import ProgressCallback, report
+from .models.crcnet import CRCNet
+from .operators import DEFAULT_BOUNDARY
+
+__all__ = ["DEFAULT_TILE", "apply_model", "crcnet", "default_overlap"]
+
+DEFAULT_TILE = 256
+#: Extra context beyond the receptive radius in the default overlap (free safety margin, 8-aligned total).
+OVERLAP_MARGIN = 6
+#: Smallest core (tile minus both overlaps) the OOM fallback halves down to before moving to the CPU.
+MIN_CORE = 32
+
+# What fast=True turns on, chosen by benchmarks/inference_speed.py (see benchmarks/results/inference_speed.md):
+# channels_last is faster and equal to fp32 within 1e-6; bfloat16 autocast differs from fp32 by more than
+# 1e-3, so it stays off.
+FAST_CHANNELS_LAST = True
+FAST_BFLOAT16 = False
+
+
+def default_overlap(model: CRCNet) -> int:
+    """Default tile overlap: ``model.receptive_radius + OVERLAP_MARGIN`` (24 for the paper net)."""
+    return int(model.receptive_radius) + OVERLAP_MARGIN
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _is_oom(error: BaseException) -> bool:
+    """True for a CUDA/MPS out-of-memory error (torch raises RuntimeError subclasses or plain RuntimeError)."""
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None) or getattr(torch, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(error, oom_type):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+def _forward(
+    model: CRCNet, x: torch.Tensor, return_residues: bool, channels_last: bool, bfloat16: bool
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One network call on a tile ``x`` (``(1, C, *tile)``); returns float32 ``(out, residues)``."""
+    if channels_last and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif channels_last and x.ndim == 5:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    if bfloat16:
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16):
+            result = model(x, return_residues=return_residues)
+    else:
+        result = model(x, return_residues=return_residues)
+    out, residues = result if return_residues else (result, [])
+    return out.float(), [r.float() for r in residues]
+
+
+def _axis_tiles(n: int, core: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """``(core_start, core_stop, window_start, window_stop)`` along one axis of length ``n``."""
+    tiles = []
+    for start in range(0, n, core):
+        stop = min(start + core, n)
+        tiles.append((start, stop, max(start - overlap, 0), min(stop + overlap, n)))
+    return tiles
+
+
+def _tiles(shape: tuple[int, ...], tile: int, overlap: int) -> list[tuple[tuple[slice, ...], ...]]:
+    """Every tile of a plane of spatial ``shape``: ``(window slices, core slices in the output,
+    core slices inside the window output)``. A plane that fits in one tile is one window."""
+    per_axis = []
+    for n in shape:
+        if n <= tile:
+            per_axis.append([(0, n, 0, n)])
+        else:
+            per_axis.append(_axis_tiles(n, tile - 2 * overlap, overlap))
+    result = []
+    for combo in itertools.product(*per_axis):
+        window = tuple(slice(w0, w1) for _, _, w0, w1 in combo)
+        core = tuple(slice(c0, c1) for c0, c1, _, _ in combo)
+        inner = tuple(slice(c0 - w0, c1 - w0) for c0, c1, w0, _ in combo)
+        result.append((window, core, inner))
+    return result
+
+
+class _Runner:
+    """Runs the network tile by tile, halving the tile and then moving to the CPU on out-of-memory."""
+
+    def __init__(
+        self,
+        model: CRCNet,
+        device: torch.device,
+        tile: int,
+        overlap: int,
+        fast: bool,
+        return_residues: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.model = model
+        self.device = device
+        self.tile = self.initial_tile = tile
+        self.overlap = overlap
+        self.fast = fast
+        self.return_residues = return_residues
+        self.progress = progress
+        self._on_device = model if _model_device(model) == device else copy.deepcopy(model).to(device)
+
+    def _flags(self) -> tuple[bool, bool]:
+        if not self.fast:
+            return False, False
+        return FAST_CHANNELS_LAST and self.device.type == "cpu", FAST_BFLOAT16 and self.device.type == "cpu"
+
+    def _fallback(self, error: BaseException) -> None:
+        """Next, more frugal configuration after an out-of-memory error; re-raises when none is left."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.tile // 2 - 2 * self.overlap >= MIN_CORE:
+            self.tile //= 2
+            warnings.warn(f"out of memory on {self.device}: retrying with tiles of {self.tile} pixels", stacklevel=4)
+            return
+        if self.device.type != "cpu":
+            warnings.warn(f"out of memory on {self.device} even with small tiles: running on the CPU", stacklevel=4)
+            self.device = torch.device("cpu")
+            self._on_device = copy.deepcopy(self.model).to("cpu")
+            self.tile = self.initial_tile  # the CPU has the host's memory: start over
+            return
+        raise error
+
+    def run_plane(self, plane: np.ndarray, out: np.ndarray, residues: list[np.ndarray], done: int, total: int) -> int:
+        """Network on ``plane`` (``(C, *spatial)``) into ``out`` and ``residues``; returns tiles done so far.
+
+        After an out-of-memory error the whole plane is redone with the smaller tile (``total`` is an
+        estimate made with the first tile size; progress never goes backwards past it).
+        """
+        while True:
+            try:
+                return self._run_plane(plane, out, residues, done, total)
+            except Exception as error:  # only OOM is handled; everything else (Cancelled too) propagates
+                if not _is_oom(error):
+                    raise
+                self._fallback(error)
+
+    def _run_plane(self, plane: np.ndarray, out: np.ndarray, residues: list[np.ndarray], done: int, total: int) -> int:
+        channels_last, bfloat16 = self._flags()
+        for window, core, inner in _tiles(plane.shape[1:], self.tile, self.overlap):
+            x = torch.from_numpy(np.ascontiguousarray(plane[(slice(None), *window)]))[None].to(self.device)
+            y, inters = _forward(self._on_device, x, self.return_residues, channels_last, bfloat16)
+            out[(slice(None), *core)] = y[(0, slice(None), *inner)].cpu().numpy()
+            for target, r in zip(residues, inters):
+                target[(slice(None), *core)] = r[(0, slice(None), *inner)].cpu().numpy()
+            done += 1
+            report(self.progress, min(done, total), total)
+        return done
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _card_kernel(card: dict[str, Any], kernel: Any) -> np.ndarray:
+    source = kernel if kernel is not None else card.get("kernel")
+    if source is None:
+        raise ValueError(
+            "this model takes the MMSE estimate as input, which needs the blur kernel: "
+            "pass kernel=... (its card has none)"
+        )
+    if isinstance(source, str):
+        from .kernels import kernel_from_spec
+
+        source = kernel_from_spec(source)
+    k = np.asarray(source, dtype=np.float64)
+    return k / k.sum()
+
+
+def _mmse_planes(
+    batch: np.ndarray, card: dict[str, Any], kernel: Any, spatial_ndim: int, device: torch.device
+) -> np.ndarray:
+    """Replace every plane of ``batch`` (``(N, C, *spatial)``) by its MMSE estimate, one plane at a time
+    (bounds memory: one plane's FFT grid at a time)."""
+    from .deconv import mmse
+
+    sigma = card.get("mmse_sigma")
+    if sigma is None:
+        raise ValueError("this model takes the MMSE estimate as input but its card has no 'mmse_sigma'")
+    k = _card_kernel(card, kernel)
+    if k.ndim != spatial_ndim:
+        raise ValueError(f"the kernel is {k.ndim}D but the model works on {spatial_ndim}D planes")
+    boundary = card.get("mmse_boundary") or DEFAULT_BOUNDARY
+    prior = card.get("mmse_prior")
+    flat = batch.reshape((-1, *batch.shape[-spatial_ndim:]))
+    estimate = np.empty(flat.shape, np.float32)
+    for index in range(flat.shape[0]):
+        estimate[index] = mmse(
+            flat[index], k, float(sigma), prior=prior, boundary=boundary, device=device, dtype=np.float32
+        )
+    return estimate.reshape(batch.shape)
+
+
+def _residue_layout(layout: Layout, residue: np.ndarray, gray_model: bool) -> np.ndarray:
+    """Residue of one unit, ``(B, C, c_i, *spatial)``, to the documented user layout (module docstring)."""
+    if gray_model:
+        return np.stack([layout.from_batch(residue[:, :, j]) for j in range(residue.shape[2])])
+    shape = list(layout.shape)
+    c_i = residue.shape[2]
+    if layout.channel_axis is not None:
+        shape[layout.channel_axis] = c_i
+    target = Layout.of(tuple(shape), layout.channel_axis, layout.spatial_ndim)
+    return target.from_batch(residue[:, 0])
+
+
+# ---------------------------------------------------------------------------------------------- API
+def apply_model(
+    model: CRCNet,
+    card: dict[str, Any] | None,
+    image: Any,
+    *,
+    kernel: Any = None,
+    channel_axis: int | None = None,
+    tile: int = DEFAULT_TILE,
+    overlap: int | None = None,
+    device: Any = "auto",
+    return_residues: bool = False,
+    progress: ProgressCallback | None = None,
+    fast: bool = True,
+    dtype: Any = np.float32,
+) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    """Deblur ``image`` with a loaded CRCNet (no kernel or channel checks: see :func:`crcnet`).
+
+    Parameters
+    ----------
+    model : CRCNet
+        The network (not modified; copied when it must move to another device).
+    card : dict or None
+        Its model card. Needed for ``config.input == "mmse"``: ``mmse_sigma`` (and ``kernel`` unless
+        given); optional ``mmse_boundary`` (default the package default, "taper") and ``mmse_prior``.
+    image : array_like
+        Blurred image, spatial axes last (``config.spatial_dims`` of them), any leading batch axes.
+        Integers are scaled to [0, 1]. Not modified.
+    kernel : array_like or str, optional
+        Blur kernel used for the MMSE input; default the card's. (Pass the card's kernel, or force a
+        different one knowingly: the network was trained for the card's.)
+    channel_axis : int, optional
+        Colour axis (None: gray). A gray model runs on each channel; a colour model needs the same count.
+    tile : int
+        Largest window (pixels per spatial axis) fed to the network at once; bounds memory.
+    overlap : int, optional
+        Context on each side of a tile's core; default :func:`default_overlap`. With
+        ``overlap >= model.receptive_radius`` tiling changes nothing (see the module docstring).
+    device : str or torch.device
+        ``"auto"``: CUDA, MPS, else CPU. On out-of-memory the tile is halved (down to a core of
+        ``MIN_CORE`` pixels), then the work moves to the CPU, each time with a warning.
+    return_residues : bool
+        Also return the unit outputs, laid out as described in the module docstring.
+    progress : callable, optional
+        ``progress(done, total)`` after every tile; raising :class:`~napari_crcnet.Cancelled` stops.
+    fast : bool
+        Enable the CPU speed-ups measured to keep results within 1e-3 of plain float32
+        (``FAST_CHANNELS_LAST``; ``FAST_BFLOAT16`` is off, see benchmarks/inference_speed.py).
+    dtype : numpy dtype
+        Output dtype (float32; float64 only changes the output type, the network runs in float32).
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, list of numpy.ndarray)
+        The deblurred image, same shape as ``image``, not clipped to [0, 1]; and the residues.
+    """
+    if not isinstance(model, CRCNet):
+        raise TypeError(f"model must be a CRCNet, not {type(model).__name__}")
+    card = card or {}
+    config = model.config
+    spatial_ndim = config.spatial_dims
+    tile = int(tile)
+    overlap = default_overlap(model) if overlap is None else int(overlap)
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, not {overlap}")
+    if tile - 2 * overlap < 1:
+        raise ValueError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
+    if overlap < model.receptive_radius:
+        warnings.warn(
+            f"overlap {overlap} < receptive radius {model.receptive_radius}: tile seams may show", stacklevel=2
+        )
+    dev = resolve_device(device)
+
+    batch, layout = prepare(image, channel_axis, spatial_ndim, np.float32)
+    n_batch, channels = batch.shape[:2]
+    gray_model = config.in_channels == 1
+    if not gray_model and channels != config.in_channels:
+        hint = " (pass channel_axis=-1 for an RGB image)" if channel_axis is None and batch.shape[-1] == 3 else ""
+        raise ValueError(
+            f"the model takes {config.in_channels} channels, the image has {channels}{hint}; "
+            "use a gray (1-channel) model for other channel counts"
+        )
+    spatial = batch.shape[2:]
+    if gray_model:
+        planes = batch.reshape((n_batch * channels, 1, *spatial))
+    else:
+        planes = batch
+    if config.input == "mmse":
+        planes = _mmse_planes(planes, card, kernel, spatial_ndim, dev)
+
+    out = np.empty_like(planes)
+    unit_channels = config.unit_channels() if return_residues else []
+    residues = [np.empty((planes.shape[0], c, *spatial), np.float32) for c in unit_channels]
+    runner = _Runner(model, dev, tile, overlap, fast, return_residues, progress)
+    per_plane = len(_tiles(spatial, tile, overlap))
+    total = per_plane * planes.shape[0]
+    done = 0
+    with torch.inference_mode():
+        for index in range(planes.shape[0]):
+            plane_residues = [r[index] for r in residues]
+            done = runner.run_plane(planes[index], out[index], plane_residues, done, total)
+
+    result = layout.from_batch(out.reshape((n_batch, channels, *spatial))).astype(dtype, copy=False)
+    if not return_residues:
+        return result
+    shaped = []
+    for r in residues:
+        r = r.reshape((n_batch, channels if gray_model else 1, r.shape[1], *spatial))
+        shaped.append(_residue_layout(layout, r, gray_model).astype(dtype, copy=False))
+    return result, shaped
+
+
+def crcnet(
+    image: Any,
+    model: Any,
+    kernel: Any = None,
+    *,
+    channel_axis: int | None = None,
+    force: bool = False,
+    device: Any = "auto",
+    return_residues: bool = False,
+    progress: ProgressCallback | None = None,
+    tile: int = DEFAULT_TILE,
+    overlap: int | None = None,
+    fast: bool = True,
+) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+    """Deblur ``image`` with a trained CRCNet, checking that the model fits the kernel and the channels.
+
+    Parameters
+    ----------
+    image : array_like
+        Blurred image (spatial axes last; ``channel_axis`` for colour; leading axes are a batch, e.g. a
+        time series or a Z stack processed slice by slice). Integers are scaled to [0, 1].
+    model : str, Path or (CRCNet, dict)
+        A shipped or user model name (see :func:`napari_crcnet.list_models`), a ``.safetensors`` path,
+        or an already loaded ``(model, card)`` pair.
+    kernel : array_like or str, optional
+        The kernel ``image`` was blurred with (convolution-oriented, centred; a spec string such as
+        ``"gaussian:2"`` also works). A model only undoes the blur it was trained for: a kernel other
+        than the card's raises ValueError unless ``force=True``. None: assume the card's kernel.
+    channel_axis, device, return_residues, progress, tile, overlap, fast
+        See :func:`apply_model`.
+    force : bool
+        Apply the model even to a kernel it was not trained for (its MMSE input then uses ``kernel``).
+
+    Returns
+    -------
+    numpy.ndarray or (numpy.ndarray, list of numpy.ndarray)
+        Deblurred float32 image of ``image``'s shape (and the residues, see the module docstring).
+    """
+    from .models import store
+
+    if isinstance(kernel, str):
+        from .kernels import kernel_from_spec
+
+        kernel = kernel_from_spec(kernel)
+    array = np.asarray(image)
+    if channel_axis is not None and not -array.ndim <= channel_axis < array.ndim:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for an array of shape {array.shape}")
+    channels = 1 if channel_axis is None else array.shape[channel_axis]
+    if isinstance(model, (tuple, list)) and len(model) == 2:
+        net, card = model
+        card = dict(card or {})
+        if not isinstance(net, CRCNet):
+            raise TypeError(f"model pair must be (CRCNet, card), got ({type(net).__name__}, ...)")
+        if kernel is not None and not force:
+            if card.get("kernel") is None and not card.get("kernel_sha256"):
+                raise ValueError("the model card has no kernel to check against; use force=True")
+            if not store.kernel_matches(kernel, card):
+                raise ValueError(
+                    f"model {card.get('name', '?')!r} was trained for another kernel "
+                    f"({store._describe_kernel(card['kernel']) if card.get('kernel') is not None else '?'}, "
+                    f"given {store._describe_kernel(kernel)}); use force=True to apply it anyway"
+                )
+        if net.config.in_channels not in (1, channels):
+            raise ValueError(f"the model takes {net.config.in_channels} channels, the image has {channels}")
+    else:
+        net, card = store.load_model(model, kernel=kernel, force=force, device=device, channels=channels)
+    return apply_model(
+        net,
+        card,
+        array,
+        kernel=kernel,
+        channel_axis=channel_axis,
+        tile=tile,
+        overlap=overlap,
+        device=device,
+        return_residues=return_residues,
+        progress=progress,
+        fast=fast,
+    )

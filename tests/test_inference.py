@@ -1,0 +1,278 @@
+"""Applying a CRCNet: tiles equal the untiled network, layouts, residues, MMSE input, progress, OOM fallback."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from napari_crcnet import inference
+from napari_crcnet._progress import Cancelled
+from napari_crcnet.inference import apply_model, crcnet
+from napari_crcnet.models import CRCNet, CRCNetConfig, save_model
+
+torch.set_num_threads(1)
+
+
+def small_net(c: int = 3, n_units: int = 3, seed: int = 0, **kw) -> CRCNet:
+    """A random small network; the IU bias/weights are scaled up so the output is far from the input."""
+    torch.manual_seed(seed)
+    kw.setdefault("input", "blurred")
+    kw.setdefault("skip", False)
+    return CRCNet(CRCNetConfig(in_channels=c, n_units=n_units, iu_channels=6, **kw)).eval()
+
+
+def untiled(net: CRCNet, planes: np.ndarray, residues: bool = False):
+    """The network on whole planes ``(N, C, Y, X)`` (reference, float64 arithmetic to be safe)."""
+    with torch.no_grad():
+        return net(torch.from_numpy(np.asarray(planes, np.float32)), return_residues=residues)
+
+
+def gaussian(sigma: float = 1.2, size: int = 7) -> np.ndarray:
+    r = np.arange(size) - size // 2
+    k = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def fallback_mmse(image, kernel, sigma, **_):
+    """Periodic-boundary MMSE (test-only stand-in while napari_crcnet.deconv is not there)."""
+    kernel = np.asarray(kernel, np.float64)
+    grid = np.zeros(image.shape)
+    grid[: kernel.shape[0], : kernel.shape[1]] = kernel
+    grid = np.roll(grid, (-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), (0, 1))
+    K = np.fft.rfft2(grid)
+    return np.fft.irfft2(np.conj(K) / (np.abs(K) ** 2 + sigma) * np.fft.rfft2(image), s=image.shape).astype(np.float32)
+
+
+@pytest.fixture
+def mmse_function(monkeypatch):
+    """napari_crcnet.deconv.mmse when it exists, else a fallback module providing it."""
+    try:
+        from napari_crcnet.deconv import mmse
+    except ImportError:
+        module = types.ModuleType("napari_crcnet.deconv")
+        module.mmse = fallback_mmse
+        monkeypatch.setitem(sys.modules, "napari_crcnet.deconv", module)
+        return fallback_mmse
+    return mmse
+
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_tiled_equals_untiled(c):
+    net = small_net(c)
+    radius = net.receptive_radius
+    rng = np.random.default_rng(c)
+    image = rng.random((100, 130, c)).astype(np.float32) if c == 3 else rng.random((100, 130), np.float32)
+    axis = -1 if c == 3 else None
+    tiled = apply_model(net, None, image, channel_axis=axis, tile=48, overlap=radius, device="cpu")
+    reference = untiled(net, np.moveaxis(image, -1, 0)[None] if c == 3 else image[None, None])[0].numpy()
+    reference = np.moveaxis(reference, 0, -1) if c == 3 else reference[0]
+    assert tiled.shape == image.shape and tiled.dtype == np.float32
+    interior = (slice(radius, -radius), slice(radius, -radius))
+    assert np.max(np.abs(tiled[interior] - reference[interior])) < 1e-4
+    # The window is clipped where the image ends, so even the borders match.
+    assert np.max(np.abs(tiled - reference)) < 1e-4
+    # Too little overlap shows seams (and warns).
+    with pytest.warns(UserWarning, match="receptive radius"):
+        seamy = apply_model(net, None, image, channel_axis=axis, tile=48, overlap=2, device="cpu")
+    assert np.max(np.abs(seamy - reference)) > 1e-3
+
+
+def test_fast_paths_match_plain_fp32():
+    net = small_net(3)
+    image = np.random.default_rng(1).random((40, 50, 3), np.float32)
+    fast = apply_model(net, None, image, channel_axis=-1, device="cpu", fast=True)
+    plain = apply_model(net, None, image, channel_axis=-1, device="cpu", fast=False)
+    assert np.max(np.abs(fast - plain)) < 1e-3
+
+
+def test_layouts_time_series_and_channel_first():
+    rng = np.random.default_rng(2)
+    rgb = small_net(3)
+    series = rng.random((2, 30, 40, 3), np.float32)  # (T, Y, X, C)
+    out = apply_model(rgb, None, series, channel_axis=-1, device="cpu")
+    for t in range(2):
+        frame = apply_model(rgb, None, series[t], channel_axis=-1, device="cpu")
+        np.testing.assert_allclose(out[t], frame, atol=1e-6)
+    first = apply_model(rgb, None, np.moveaxis(series[0], -1, 0), channel_axis=0, device="cpu")
+    np.testing.assert_allclose(np.moveaxis(first, 0, -1), out[0], atol=1e-6)
+
+    gray = small_net(1)
+    stack = rng.random((3, 30, 40), np.float32)  # (T, Y, X) slice-wise
+    out = apply_model(gray, None, stack, device="cpu")
+    np.testing.assert_allclose(out[1], apply_model(gray, None, stack[1], device="cpu"), atol=1e-6)
+    # Gray model on an RGB image: each channel separately.
+    out = apply_model(gray, None, series[0], channel_axis=-1, device="cpu")
+    for ch in range(3):
+        np.testing.assert_allclose(out[..., ch], apply_model(gray, None, series[0][..., ch], device="cpu"), atol=1e-6)
+    # RGB model on a gray image: error, with a hint when the last axis looks like colour.
+    with pytest.raises(ValueError, match="takes 3 channels"):
+        apply_model(rgb, None, stack[0], device="cpu")
+    with pytest.raises(ValueError, match="channel_axis=-1"):
+        apply_model(rgb, None, series[0], device="cpu")
+
+
+def test_uint8_input_and_input_unchanged():
+    net = small_net(3)
+    image = np.random.default_rng(3).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    copy = image.copy()
+    out = apply_model(net, None, image, channel_axis=-1, device="cpu")
+    np.testing.assert_array_equal(image, copy)
+    ref = apply_model(net, None, image.astype(np.float32) / 255, channel_axis=-1, device="cpu")
+    np.testing.assert_allclose(out, ref, atol=1e-6)
+    floats = image.astype(np.float32) / 255
+    before = floats.copy()
+    apply_model(net, None, floats, channel_axis=-1, device="cpu")
+    np.testing.assert_array_equal(floats, before)
+
+
+def test_residue_layouts():
+    rng = np.random.default_rng(4)
+    rgb = small_net(3)
+    image = rng.random((50, 60, 3), np.float32)
+    out, residues = apply_model(
+        rgb, None, image, channel_axis=-1, tile=40, overlap=12, device="cpu", return_residues=True
+    )
+    assert [r.shape for r in residues] == [(50, 60, 3), (50, 60, 6), (50, 60, 12)]
+    ref_out, ref_res = untiled(rgb, np.moveaxis(image, -1, 0)[None], residues=True)
+    for r, ref in zip(residues, ref_res):
+        np.testing.assert_allclose(r, np.moveaxis(ref[0].numpy(), 0, -1), atol=1e-4)
+    assert np.max(np.abs(out - np.moveaxis(ref_out[0].numpy(), 0, -1))) < 1e-4
+
+    series = rng.random((2, 20, 30, 3), np.float32)
+    _, residues = apply_model(rgb, None, series, channel_axis=-1, device="cpu", return_residues=True)
+    assert [r.shape for r in residues] == [(2, 20, 30, c) for c in (3, 6, 12)]
+
+    gray = small_net(1)
+    _, residues = apply_model(gray, None, image[..., 0], device="cpu", return_residues=True)
+    assert [r.shape for r in residues] == [(c, 50, 60) for c in (1, 2, 4)]
+    ref = untiled(gray, image[None, None, :, :, 0], residues=True)[1]
+    np.testing.assert_allclose(residues[2], ref[2][0].numpy(), atol=1e-5)
+    _, residues = apply_model(gray, None, image, channel_axis=-1, device="cpu", return_residues=True)
+    assert [r.shape for r in residues] == [(c, 50, 60, 3) for c in (1, 2, 4)]
+    ref = untiled(gray, image[None, None, :, :, 1], residues=True)[1]
+    np.testing.assert_allclose(residues[1][..., 1], ref[1][0].numpy(), atol=1e-5)
+
+
+def test_mmse_input_uses_card_kernel_and_sigma(mmse_function):
+    net = small_net(1, input="mmse", skip=True)
+    kernel = gaussian()
+    card = {"kernel": kernel.tolist(), "mmse_sigma": 0.01}
+    image = np.random.default_rng(5).random((2, 40, 50), np.float32)
+    out = apply_model(net, card, image, device="cpu")
+    m = np.stack([mmse_function(frame, kernel, 0.01, boundary=inference.DEFAULT_BOUNDARY) for frame in image])
+    expected = untiled(net, m[:, None])[:, 0].numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    with pytest.raises(ValueError, match="mmse_sigma"):
+        apply_model(net, {"kernel": kernel.tolist()}, image, device="cpu")
+    with pytest.raises(ValueError, match="kernel"):
+        apply_model(net, {"mmse_sigma": 0.01}, image, device="cpu")
+
+
+def test_progress_per_tile_and_cancel():
+    net = small_net(1, n_units=2)
+    image = np.random.default_rng(6).random((2, 60, 60), np.float32)
+    calls = []
+    apply_model(net, None, image, tile=40, overlap=10, device="cpu", progress=lambda d, t: calls.append((d, t)))
+    # 60 px with cores of 20 -> 3 x 3 tiles per frame, 2 frames.
+    assert calls == [(i, 18) for i in range(1, 19)]
+
+    def cancel(done, total):
+        if done == 4:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        apply_model(net, None, image, tile=40, overlap=10, device="cpu", progress=cancel)
+
+
+def test_bad_tiling_arguments():
+    net = small_net(1)
+    with pytest.raises(ValueError, match="twice the overlap"):
+        apply_model(net, None, np.zeros((20, 20)), tile=20, overlap=10, device="cpu")
+    with pytest.raises(TypeError):
+        apply_model(torch.nn.Identity(), None, np.zeros((20, 20)))
+
+
+def fake_oom(*args, **kwargs):
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (fake)")
+
+
+def test_oom_halves_the_tile(monkeypatch):
+    net = small_net(1, n_units=2)  # radius 10
+    image = np.random.default_rng(7).random((90, 100), np.float32)
+    expected = apply_model(net, None, image, device="cpu", overlap=10)
+    real = inference._forward
+    sizes = []
+
+    def limited(model, x, *args):
+        sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > 64:
+            fake_oom()
+        return real(model, x, *args)
+
+    monkeypatch.setattr(inference, "_forward", limited)
+    with pytest.warns(UserWarning, match="tiles of 64"):
+        out = apply_model(net, None, image, device="cpu", tile=128, overlap=10)
+    assert sizes[0] == 100 and max(sizes[1:]) <= 64
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+def test_oom_falls_back_to_cpu(monkeypatch):
+    """A device that always runs out of memory: the tile is halved to the minimum, then the CPU takes over.
+
+    The 'meta' device stands in for a GPU (tensors without storage), so this runs on any machine.
+    """
+    net = small_net(1, n_units=2)
+    image = np.random.default_rng(8).random((70, 80), np.float32)
+    expected = apply_model(net, None, image, device="cpu", overlap=10)
+    real = inference._forward
+    devices = []
+
+    def gpu_oom(model, x, *args):
+        devices.append(x.device.type)
+        if x.device.type != "cpu":
+            fake_oom()
+        return real(model, x, *args)
+
+    monkeypatch.setattr(inference, "_forward", gpu_oom)
+    monkeypatch.setattr(inference, "resolve_device", lambda device: torch.device("meta"))
+    with pytest.warns(UserWarning) as record:
+        out = apply_model(net, None, image, device="cuda", tile=256, overlap=10)
+    messages = [str(w.message) for w in record]
+    assert any("tiles of 128" in m for m in messages) and "running on the CPU" in messages[-1]
+    assert devices[0] == "meta" and devices[-1] == "cpu"
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    assert next(net.parameters()).device.type == "cpu"  # the caller's model was not moved
+
+    # Out of memory on the CPU with the smallest tile: the error propagates.
+    monkeypatch.setattr(inference, "resolve_device", lambda device: torch.device("cpu"))
+    monkeypatch.setattr(inference, "_forward", lambda *a: fake_oom())
+    with pytest.warns(UserWarning), pytest.raises(torch.cuda.OutOfMemoryError):
+        apply_model(net, None, image, device="cpu", tile=256, overlap=10)
+
+
+def test_crcnet_high_level(tmp_path, monkeypatch, mmse_function):
+    monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(tmp_path))
+    net = small_net(3, input="mmse", skip=True)
+    kernel = gaussian()
+    save_model(tmp_path / "tiny", net, {"kernel": kernel, "mmse_sigma": 0.02})
+    image = np.random.default_rng(9).random((30, 40, 3), np.float32)
+    by_name = crcnet(image, "tiny", kernel, channel_axis=-1, device="cpu")
+    by_path = crcnet(image, tmp_path / "tiny.safetensors", channel_axis=-1, device="cpu")
+    by_pair = crcnet(
+        image, (net, {"kernel": kernel.tolist(), "mmse_sigma": 0.02}), kernel, channel_axis=-1, device="cpu"
+    )
+    np.testing.assert_allclose(by_name, by_path, atol=1e-6)
+    np.testing.assert_allclose(by_name, by_pair, atol=1e-6)
+    other = gaussian(2.5, 9)
+    with pytest.raises(ValueError, match="force=True"):
+        crcnet(image, "tiny", other, channel_axis=-1, device="cpu")
+    with pytest.raises(ValueError, match="force=True"):
+        crcnet(image, (net, {"kernel": kernel.tolist(), "mmse_sigma": 0.02}), other, channel_axis=-1)
+    forced = crcnet(image, "tiny", other, channel_axis=-1, device="cpu", force=True)
+    assert forced.shape == image.shape
+    with pytest.raises(ValueError, match="3 channels"):
+        crcnet(image[..., 0], "tiny", kernel, device="cpu")
