@@ -1,0 +1,203 @@
+"""``crcnet train``: train a CRCNet for your kernel from a folder of clear images.
+
+Example::
+
+    crcnet train --kernel shake:21,seed=3 --images photos/ --val-images val/ --noise 0.01 \\
+        --iterations 5000 -o my-model.safetensors
+
+Progress (bar, loss, steps/s, ETA) and validation lines go to stderr as plain text; a summary is printed at
+the end. Bad input: one line on stderr, exit code 2. Ctrl-C writes the checkpoint (exit 130); rerun with
+``--resume`` to continue from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse would print the usage too)
+        raise _UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``crcnet train`` argument parser."""
+    p = _Parser(
+        prog="crcnet train",
+        description="Train a CRCNet deblurring model for one blur kernel and noise level on clear images "
+        "(pairs are made on the fly: random crops, 'valid' blur with the kernel, Gaussian noise).",
+    )
+    p.add_argument("--kernel", required=True, help="kernel file (PNG/TIFF/NPY/MAT) or spec, e.g. gaussian:2, "
+                   "motion:15,30, shake:21,seed=3")
+    p.add_argument("--images", required=True, nargs="+", help="folder(s) or files of clear training images")
+    p.add_argument("--val-images", nargs="+", default=None,
+                   help="held-out validation images (default: 4 training images are held out)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card .json beside)")
+    p.add_argument("--noise", type=float, default=0.01, help="Gaussian noise std, image in [0,1] (default 0.01)")
+    p.add_argument("--photons", type=float, default=None, help="also Poisson noise: photons at intensity 1")
+    p.add_argument("--channels", choices=("auto", "1", "3"), default="auto",
+                   help="1 = gray model, 3 = RGB model; auto: from the first training image")
+    p.add_argument("--config", choices=("default", "paper"), default="default",
+                   help="architecture: default (PReLU, MMSE input, skip) or the exact paper network")
+    p.add_argument("--iterations", type=int, default=5000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=64, help="training crop size in pixels (default 64)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-4; paper config 1e-3)")
+    p.add_argument("--mmse-sigma", type=float, default=None, help="sigma of the MMSE input (default: searched)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=250, help="validate every N iterations (0: only at the end)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUTPUT.ckpt.safetensors)")
+    p.add_argument("--checkpoint-every", type=float, default=120.0, help="seconds between checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint if it exists")
+    p.add_argument("--log", default=None, help="JSON-lines log (default: OUTPUT.train.jsonl)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto", help="bfloat16 autocast")
+    p.add_argument("--name", default=None, help="model name in the card (default: output file stem)")
+    return p
+
+
+def _detect_channels(images: Sequence[str]) -> int:
+    from .data import _read, find_images
+
+    first = find_images(images)[0]
+    array = _read(first)
+    return 3 if array.ndim == 3 and array.shape[-1] in (3, 4) else 1
+
+
+class _ProgressPrinter:
+    """Plain-text progress on stderr: a redrawn bar on a terminal, a line every ~5 % otherwise."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self.first: int | None = None
+        self.loss: float | None = None
+        self.last_line = -1
+
+    def _write(self, text: str, newline: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + text + ("\n" if newline else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def progress(self, done: int, total: int) -> None:
+        if self.first is None:
+            self.first = done - 1
+        elapsed = time.perf_counter() - self.start
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 else 0.0
+        filled = int(24 * done / max(total, 1))
+        loss = f"  loss {self.loss:.4g}" if self.loss is not None else ""
+        text = (f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{total} {100 * done / max(total, 1):3.0f}%"
+                f"{loss}  {rate:.2f} it/s  ETA {_clock(eta)}")
+        if self.tty:
+            self._write(text, done >= total)
+        else:
+            bucket = int(20 * done / max(total, 1))
+            if bucket != self.last_line or done >= total:
+                self.last_line = bucket
+                self._write(text, True)
+
+    def record(self, record: dict) -> None:
+        event = record.get("event")
+        if event == "train":
+            self.loss = record.get("loss")
+        elif event == "val":
+            dead = record.get("iu_dead")
+            dead_text = f" | IU dead {100 * dead:.0f}%" if dead is not None else ""
+            self._write(
+                f"validation @ {record['step']}: model {record['psnr']:.2f} dB / SSIM {record['ssim']:.4f}"
+                f" | MMSE {record['mmse_psnr']:.2f} dB / {record['mmse_ssim']:.4f}"
+                f" | gain {record['gain_psnr']:+.2f} dB{dead_text}",
+                True,
+            )
+        elif event == "start":
+            resumed = f" (resumed at step {record['step']})" if record.get("resumed") else ""
+            self._write(
+                f"training {record['n_parameters']:,} parameters on {record['n_train_images']} images, "
+                f"{record['device']} ({record['threads']} threads, amp {record['amp']}), "
+                f"MMSE sigma {record['mmse_sigma']:.3g}{resumed}",
+                True,
+            )
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Run ``crcnet train`` with ``argv`` (without the ``train`` word); returns the exit code.
+
+    0 on success (also after a stop), 2 for bad input (one line on stderr), 130 after Ctrl-C (the
+    checkpoint is written first).
+    """
+    from .fit import TrainConfig, train
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        output = Path(args.output)
+        if output.suffix != ".safetensors":
+            output = output.with_name(output.name + ".safetensors")
+        base = output.with_suffix("")
+        channels = _detect_channels(args.images) if args.channels == "auto" else int(args.channels)
+        lr = args.lr if args.lr is not None else (1e-3 if args.config == "paper" else 3e-4)
+        config = TrainConfig(
+            kernel=args.kernel, images=args.images, val_images=args.val_images, channels=channels,
+            model=args.config, noise=args.noise, photons=args.photons, mmse_sigma=args.mmse_sigma,
+            iterations=args.iterations, batch=args.batch, crop=args.crop, lr=lr, seed=args.seed,
+            val_every=args.val_every,
+            checkpoint=Path(args.checkpoint) if args.checkpoint else base.with_name(base.name + ".ckpt.safetensors"),
+            checkpoint_every_s=args.checkpoint_every, resume=args.resume, output=output,
+            name=args.name or output.stem, log_path=Path(args.log) if args.log else base.with_name(base.name + ".train.jsonl"),
+            device=args.device, threads=args.threads, amp=args.amp,
+        )
+        config.validate()
+        printer = _ProgressPrinter()
+        result = train(config, progress=printer.progress, log=printer.record)
+    except _UsageError as error:
+        print(f"crcnet train: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, FileNotFoundError, OSError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"crcnet train: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\ncrcnet train: interrupted; checkpoint written to {config.checkpoint}; "
+              "rerun the same command with --resume to continue", file=sys.stderr)
+        return 130
+    val = result.metrics.get("validation", {})
+    lines = [
+        f"{'stopped' if result.stopped else 'done'}: {result.steps} iterations, {result.elapsed_s / 60:.1f} min",
+    ]
+    if val.get("model_psnr") is not None:
+        lines.append(
+            f"validation ({len(val.get('images', []))} images, {val.get('note')}): model {val['model_psnr']:.2f} dB"
+            f" / SSIM {val['model_ssim']:.4f}, MMSE {val['mmse_psnr']:.2f} dB / {val['mmse_ssim']:.4f}"
+            f" (gain {val['gain_psnr']:+.2f} dB)"
+        )
+    lines.append(f"model: {result.model_path} (+ card {result.model_path.with_suffix('.json')})")
+    lines.append(f"checkpoint: {result.checkpoint_path} (resume with --resume); log: {config.log_path}")
+    print("\n".join(lines), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(train_main())

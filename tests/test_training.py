@@ -1,0 +1,318 @@
+"""Tests of napari_crcnet.training: pairs, loss, fit loop, checkpoints (atomic, resume), stop, CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from skimage import data
+
+from napari_crcnet._progress import Cancelled
+from napari_crcnet.training import PairSynthesizer, TrainConfig, crcnet_loss, load_checkpoint, train
+from napari_crcnet.training import fit as fit_module
+from napari_crcnet.training.cli import train_main
+from napari_crcnet.training.data import LUMA, to_channels
+
+TINY = {"n_units": 2, "iu_channels": 8}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _images() -> list[np.ndarray]:
+    """Four 64x64 uint8 tiles of the camera man (natural image content), one for validation."""
+    cam = data.camera()[::4, ::4]
+    return [cam[:64, :64], cam[64:, :64], cam[:64, 64:], cam[64:, 64:]], [cam[32:96, 32:96]]
+
+
+def _kernel() -> np.ndarray:
+    y, x = np.mgrid[-3:4, -3:4]
+    k = np.exp(-(x**2 + 0.5 * y**2) / (2 * 1.3**2))
+    k[3, 5] += 0.3  # asymmetric: catches a flipped (correlation) blur
+    return k / k.sum()
+
+
+def _config(tmp_path: Path | None = None, **overrides) -> TrainConfig:
+    train_images, val_images = _images()
+    options = dict(
+        kernel=_kernel(), images=train_images, val_images=val_images, channels=1, model=dict(TINY),
+        iterations=6, batch=2, crop=32, val_every=0, val_size=32, seed=3, log_every=1, amp="off",
+    )
+    if tmp_path is not None:
+        options["checkpoint"] = tmp_path / "run.ckpt.safetensors"
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------- loss
+def test_loss_matches_the_paper_formula_with_means():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 9, 11, generator=gen)
+    x_hat = x + 0.3 * torch.randn(2, 3, 9, 11, generator=gen)
+    d = (x_hat - x).numpy().astype(np.float64)
+    smooth = np.where(np.abs(d) < 1, 0.5 * d**2, np.abs(d) - 0.5).mean()
+    dh = np.diff(x_hat.numpy(), axis=-1) - np.diff(x.numpy(), axis=-1)
+    dv = np.diff(x_hat.numpy(), axis=-2) - np.diff(x.numpy(), axis=-2)
+    expected = 5000 * smooth + 100 * ((dh**2).mean() + (dv**2).mean())
+    loss, content, edge = crcnet_loss(x_hat, x, return_parts=True)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(content) == pytest.approx(smooth, rel=1e-5)
+    assert float(crcnet_loss(x, x)) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        crcnet_loss(x, x[..., :-1])
+
+
+# --------------------------------------------------------------------------------------------- pairs
+def test_pairs_are_the_valid_blur_of_the_clear_crop():
+    image = data.camera()[100:200, 100:200]
+    kernel = _kernel()
+    synth = PairSynthesizer([image], kernel, channels=1, crop=40, noise=0.0, augment=False)
+    big = torch.from_numpy(image[None, None, :46, :46].astype(np.float32) / 255)
+    blurred, clear = synth.degrade(big)
+    reference = ndimage.convolve(big[0, 0].numpy().astype(np.float64), kernel, mode="wrap")[3:-3, 3:-3]
+    np.testing.assert_allclose(blurred[0, 0].numpy(), reference, atol=2e-6)
+    np.testing.assert_array_equal(clear[0, 0].numpy(), big[0, 0, 3:-3, 3:-3].numpy())
+    # the sampled batch: centre of a random crop of the image, blurred the same way
+    blurred, clear = synth.sample(3)
+    assert blurred.shape == clear.shape == (3, 1, 40, 40)
+    assert blurred.dtype == torch.float32
+
+
+def test_noise_has_the_requested_std_and_the_input_is_not_modified():
+    flat = np.full((80, 80), 0.5, dtype=np.float32)
+    before = flat.copy()
+    synth = PairSynthesizer([flat], _kernel(), channels=1, crop=64, noise=0.05, augment=True, seed=1)
+    blurred, clear = synth.sample(4)
+    residual = (blurred - clear).numpy()
+    assert residual.std() == pytest.approx(0.05, rel=0.03)
+    assert abs(residual.mean()) < 0.003
+    np.testing.assert_array_equal(flat, before)
+    poisson = PairSynthesizer([flat], _kernel(), channels=1, crop=64, noise=0.0, photons=100.0, seed=1)
+    counts_blurred, counts_clear = poisson.sample(4)
+    # Poisson(100 * 0.5) / 100: mean 0.5, std sqrt(50) / 100
+    assert float(counts_blurred.mean()) == pytest.approx(0.5, abs=0.005)
+    assert float((counts_blurred - counts_clear).std()) == pytest.approx(np.sqrt(50) / 100, rel=0.05)
+
+
+def test_rgb_images_become_luma_for_gray_models_and_gray_is_repeated_for_rgb():
+    rgb = data.astronaut()[:50, :60]
+    gray = to_channels(rgb, 1)
+    np.testing.assert_allclose(gray[0], (rgb / 255.0) @ LUMA, atol=1e-6)
+    repeated = to_channels(rgb[..., 0], 3)
+    assert repeated.shape == (3, 50, 60)
+    np.testing.assert_array_equal(repeated[0], repeated[2])
+    with pytest.raises(ValueError, match="expected"):
+        to_channels(np.zeros((4, 5, 6, 7)), 3)
+
+
+def test_synthesizer_is_deterministic_by_seed_and_restores_its_state():
+    images, _ = _images()
+    a = PairSynthesizer(images, _kernel(), channels=1, crop=32, seed=5)
+    b = PairSynthesizer(images, _kernel(), channels=1, crop=32, seed=5)
+    state = a.state_dict()
+    first = a.sample(2)
+    second = a.sample(2)
+    assert all(torch.equal(x, y) for x, y in zip(first, b.sample(2)))
+    a.load_state_dict(state)
+    assert all(torch.equal(x, y) for x, y in zip(first, a.sample(2)))
+    assert not torch.equal(first[0], second[0])
+
+
+# ---------------------------------------------------------------------------------------------- train
+def test_loss_decreases_over_a_short_run():
+    losses = []
+    config = _config(
+        model={"preset": "paper", "iu_activation": "prelu", **TINY}, iterations=40, batch=4, lr=3e-3, warmup=1
+    )
+    train(config, log=lambda r: losses.append(r["loss"]) if r["event"] == "train" else None)
+    assert len(losses) == 40
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a = train(_config(iterations=3))
+    b = train(_config(iterations=3))
+    c = train(_config(iterations=3, seed=4))
+    assert _same_weights(a.model, b.model)
+    assert not _same_weights(a.model, c.model)
+
+
+def test_resume_is_bit_for_bit(tmp_path):
+    straight = train(_config(tmp_path / "a", iterations=6))
+    first = train(_config(tmp_path / "b", iterations=3))
+    assert first.steps == 3 and not first.stopped
+    resumed = train(_config(tmp_path / "b", iterations=6, resume=True))
+    assert resumed.steps == 6
+    assert _same_weights(straight.model, resumed.model)
+    _, document = load_checkpoint(tmp_path / "b" / "run.ckpt.safetensors")
+    assert document["step"] == 6
+    readable = json.loads((tmp_path / "b" / "run.ckpt.json").read_text())
+    assert readable["step"] == 6 and readable["mmse_sigma"] == document["mmse_sigma"]
+
+
+def test_resume_refuses_a_checkpoint_for_another_kernel(tmp_path):
+    train(_config(tmp_path, iterations=2))
+    other = np.zeros((5, 5))
+    other[2, 2] = 1
+    other[2, 3] = 1
+    with pytest.raises(ValueError, match="another kernel"):
+        train(_config(tmp_path, iterations=4, resume=True, kernel=other / 2))
+
+
+def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    result = train(_config(tmp_path, iterations=3))
+    path = tmp_path / "run.ckpt.safetensors"
+    before = path.read_bytes()
+    tensors, document = load_checkpoint(path)
+
+    def crash(tensors, tmp, metadata):
+        Path(tmp).write_bytes(b"half a file")
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(fit_module, "_write_tensors", crash)
+    synth = PairSynthesizer(_images()[0], _kernel(), channels=1, crop=32)
+    optimizer = torch.optim.Adam(result.model.parameters())
+    with pytest.raises(OSError, match="simulated"):
+        fit_module.save_checkpoint(path, result.model, optimizer, synth, {"step": 99})
+    assert path.read_bytes() == before
+    _, still = load_checkpoint(path)
+    assert still["step"] == document["step"] == 3
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_stop_event_from_another_thread_stops_within_a_step(tmp_path):
+    from napari_crcnet.models.store import load_model
+
+    stop = threading.Event()
+    reached = threading.Event()
+    done: dict = {}
+
+    def progress(step, total):
+        if step >= 2:
+            reached.set()
+
+    def worker():
+        done["result"] = train(_config(tmp_path, iterations=10_000, output=tmp_path / "m.safetensors"),
+                               progress=progress, stop_event=stop)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert reached.wait(60)
+    stop.set()
+    thread.join(60)
+    assert not thread.is_alive()
+    result = done["result"]
+    assert result.stopped and 2 <= result.steps < 10_000
+    _, document = load_checkpoint(tmp_path / "run.ckpt.safetensors")
+    assert document["step"] == result.steps
+    model, card = load_model(tmp_path / "m.safetensors", kernel=_kernel())
+    assert card["training"]["iterations"] == result.steps and card["training"]["stopped_early"]
+    assert _same_weights(model, result.model.cpu())
+
+
+def test_a_progress_callback_raising_cancelled_stops_and_keeps_the_checkpoint(tmp_path):
+    def progress(step, total):
+        if step == 3:
+            raise Cancelled
+
+    result = train(_config(tmp_path, iterations=50), progress=progress)
+    assert result.stopped and result.steps == 3
+    assert load_checkpoint(tmp_path / "run.ckpt.safetensors")[1]["step"] == 3
+
+
+def test_validation_log_reports_model_mmse_and_dead_units(tmp_path):
+    records = []
+    result = train(_config(iterations=4, val_every=2, log_path=tmp_path / "log.jsonl"), log=records.append)
+    vals = [r for r in records if r["event"] == "val"]
+    assert [r["step"] for r in vals] == [2, 4]
+    for key in ("psnr", "ssim", "mmse_psnr", "mmse_ssim", "gain_psnr", "iu_dead"):
+        assert key in vals[-1]
+    assert 0.0 <= vals[-1]["iu_dead"] <= 1.0
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in lines][0] == "start" and lines[-1]["event"] == "end"
+    assert result.metrics["validation"]["mmse_psnr"] == vals[-1]["mmse_psnr"]
+    # a dead IU (pre-activation never positive) is reported as such
+    with torch.no_grad():
+        result.model.integrate.conv1.weight.zero_()
+        result.model.integrate.conv1.bias.fill_(-1.0)
+    synth = PairSynthesizer(_images()[0], _kernel(), channels=1, crop=32)
+    pairs = synth.validation_pairs(_images()[1], size=32, seed=0)
+    from napari_crcnet.operators import BlurOperator
+
+    scores = fit_module.evaluate(result.model, pairs, BlurOperator(_kernel(), device="cpu"), 0.01)
+    assert scores["iu_dead"] == 1.0
+
+
+def test_bad_config_values_raise_value_error():
+    with pytest.raises(ValueError, match="iterations"):
+        train(_config(iterations=0))
+    with pytest.raises(ValueError, match="channels"):
+        train(_config(channels=2))
+    with pytest.raises(ValueError, match="preset"):
+        train(_config(model="huge"))
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def _write_pngs(folder: Path, images) -> None:
+    import imageio.v3 as iio
+
+    folder.mkdir()
+    for i, image in enumerate(images):
+        iio.imwrite(folder / f"img{i}.png", image)
+
+
+def test_cli_end_to_end_writes_a_loadable_model_and_card(tmp_path, capsys):
+    from napari_crcnet.kernels import kernel_from_spec
+    from napari_crcnet.models.store import load_model
+
+    train_images, val_images = _images()
+    _write_pngs(tmp_path / "train", train_images)
+    _write_pngs(tmp_path / "val", val_images)
+    out = tmp_path / "model.safetensors"
+    code = train_main([
+        "--kernel", "gaussian:1", "--images", str(tmp_path / "train"), "--val-images", str(tmp_path / "val"),
+        "--iterations", "3", "--batch", "2", "--crop", "32", "--val-every", "2", "--threads", "1",
+        "-o", str(out),
+    ])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "validation @ 2" in err and "done: 3 iterations" in err and "3/3" in err
+    model, card = load_model(out, kernel=kernel_from_spec("gaussian:1"))
+    assert model.config.in_channels == 1
+    assert card["training"]["iterations"] == 3 and card["noise"] == 0.01
+    assert card["mmse_sigma"] > 0 and card["metrics"]["validation"]["mmse_psnr"] > 0
+    assert (tmp_path / "model.ckpt.safetensors").exists() and (tmp_path / "model.train.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--kernel", "gaussian:1", "--images", "/no/such/folder", "-o", "m.safetensors"],
+        ["--kernel", "gaussian:1", "--images", "IMAGES", "--iterations", "-3", "-o", "m.safetensors"],
+        ["--kernel", "nonsense:1", "--images", "IMAGES", "-o", "m.safetensors"],
+        ["--kernel", "gaussian:1", "--images", "IMAGES", "--bogus", "-o", "m.safetensors"],
+        ["--images", "IMAGES", "-o", "m.safetensors"],
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, argv):
+    _write_pngs(tmp_path / "imgs", _images()[0])
+    argv = [str(tmp_path / "imgs") if a == "IMAGES" else a for a in argv]
+    argv = [str(tmp_path / a) if a == "m.safetensors" else a for a in argv]
+    assert train_main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("crcnet train: error:")
