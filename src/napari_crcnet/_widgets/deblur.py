@@ -1,0 +1,484 @@
+"""The Deblur widget: image layer + kernel -> MMSE, IRD (with residues), hyper-Laplacian or CRCNet.
+
+Thin glue, as in pycudadecon's napari adapter: the widget cuts an array out of the chosen layer
+(:func:`~napari_crcnet._widgets._common.layer_input`), calls one core function in a worker thread
+(:func:`napari_crcnet.deconv.mmse`, :func:`~napari_crcnet.deconv.ird`,
+:func:`~napari_crcnet.deconv.iter_ird_residues`, :func:`~napari_crcnet.hyperlaplacian.hyper_laplacian`,
+:func:`~napari_crcnet.inference.crcnet`) and turns the arrays that come back into layers placed like the
+input (scale, translate, metadata, colormap and contrast copied). The input layer is never modified.
+
+Layers added (``<image>`` is the input layer's name):
+
+* ``<image> · MMSE σ=0.003`` (or ``IRD σ=… N=…``, ``hyper-Laplacian λ=… α=…``, ``CRCNet <model>``): the
+  result. Running the same method on the same input again updates this layer instead of adding one.
+* IRD, hidden: ``<image> · IRD residues``, the residues ``conj(K) (σ' - |K|²)^n B`` for the chosen ``n``
+  stacked on a new first axis (the ``n`` slider; the layer's metadata lists the ``n``), and
+  ``<image> · IRD partial sums``, their running sums ``Σ_{m≤n}`` (= IRD with ``n`` iterations).
+  With ``n = 0..N`` the residues sum to the IRD result.
+* CRCNet, hidden: ``<image> · CRCNet units``, the outputs ``inter_1..inter_N`` of the Residual Units
+  (the network's learned residues). Unit ``i`` has a different number of channels (RGB paper net:
+  3, 6, 12, 24, 48, 96), so each unit is shown as the mean over its channels (and over the colour
+  channels for RGB input), stacked with the unit index as the first (slider) axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from napari.layers import Image
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .._progress import ProgressCallback
+from ..operators import BOUNDARIES, DEFAULT_BOUNDARY
+from ._common import (
+    KernelPicker,
+    LayerCombo,
+    LayerInput,
+    TaskRunner,
+    call_with_progress,
+    display_limits,
+    is_plugin_output,
+    layer_input,
+    looks_like_kernel,
+    model_events,
+    notify_error,
+    parse_int_list,
+    robust_limits,
+    show_result,
+)
+
+METHODS = ("MMSE", "IRD", "hyper-Laplacian", "CRCNet")
+#: Methods that accept a 3D kernel (volumes); the others work on 2D planes.
+METHODS_3D = ("MMSE", "IRD")
+DEVICES = ("auto", "cpu", "cuda")
+SCOPES = ("all slices / frames", "current step only")
+ALPHAS = (("2/3", 2 / 3), ("1/2", 0.5), ("4/5", 0.8), ("1 (TV)", 1.0))
+DEFAULT_RESIDUES = "0, 1, 2, 5, 10, 50"
+FILE_ITEM = "from file…"
+
+
+@dataclass
+class Outcome:
+    """What a run returns to the GUI thread: the result and the optional stacks, ready to show."""
+
+    data: np.ndarray
+    label: str
+    info: dict[str, Any]
+    source: LayerInput
+    stacks: list[tuple[str, np.ndarray, str, dict[str, Any]]] = field(default_factory=list)
+
+
+def unit_display(unit: np.ndarray, plain_ndim: int, rgb: bool) -> np.ndarray:
+    """One CRCNet unit output, laid out as :func:`napari_crcnet.inference.apply_model` returns it, reduced
+    to the input's plain (non-colour) shape by averaging over its channels.
+
+    Gray input: ``(c_i, *P)``. RGB input: colour model ``(*P, c_i)``, gray model run per colour
+    ``(c_i, *P, 3)``; the colours are averaged too, so every unit becomes a gray ``P`` array.
+    """
+    if not rgb:
+        return unit.mean(axis=0)
+    if unit.ndim == plain_ndim + 1:
+        return unit.mean(axis=-1)
+    return unit.mean(axis=(0, -1))
+
+
+class DeblurWidget(QWidget):
+    """Deblur an image layer with a known kernel (MMSE, IRD + residues, hyper-Laplacian, CRCNet)."""
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self._results: dict[tuple[int, str], tuple[Image, Image]] = {}
+
+        self.image = LayerCombo(
+            napari_viewer, exclude=lambda layer: looks_like_kernel(layer) or is_plugin_output(layer)
+        )
+        self.image.setToolTip("the blurred image (gray, RGB, stack or time series); it is never modified")
+        self.kernel = KernelPicker(napari_viewer)
+
+        self.method = QComboBox()
+        self.method.addItems(METHODS)
+        self.method.setToolTip(
+            "MMSE: closed-form Wiener filter. IRD: Iterative Residual Deconvolution (paper Alg. 1), "
+            "with its residues. hyper-Laplacian: Krishnan & Fergus 2009. CRCNet: a trained network"
+        )
+
+        # MMSE / IRD
+        self.sigma = QDoubleSpinBox()
+        self.sigma.setDecimals(5)
+        self.sigma.setRange(0.0, 1.0)
+        self.sigma.setSingleStep(0.0005)
+        self.sigma.setSpecialValueText("auto")
+        self.sigma.setToolTip("noise-to-signal balance σ in X = conj(K) B / (|K|² + σ); auto: from the noise")
+        self.estimate = QPushButton("Estimate")
+        self.estimate.setToolTip("estimate the noise of the current slice and fill in σ and λ")
+        self.estimate.clicked.connect(self.estimate_parameters)
+        self.iterations = QSpinBox()
+        self.iterations.setRange(0, 100_000)
+        self.iterations.setValue(100)
+        self.iterations.setToolTip("IRD iterations N (the closed form costs the same for any N)")
+        self.residues = QCheckBox("add residue layers (hidden)")
+        self.residues.setChecked(True)
+        self.residue_ns = QLineEdit(DEFAULT_RESIDUES)
+        self.residue_ns.setToolTip("residue indices n, e.g. '0, 1, 2, 5, 10, 50' or '0-20'")
+
+        # hyper-Laplacian
+        self.lam = QDoubleSpinBox()
+        self.lam.setDecimals(1)
+        self.lam.setRange(0.0, 1e6)
+        self.lam.setSingleStep(100.0)
+        self.lam.setSpecialValueText("auto")
+        self.lam.setToolTip("data weight λ in λ/2 ||k*x - b||² + Σ|∇x|^α; auto: from the noise")
+        self.alpha = QComboBox()
+        for text, value in ALPHAS:
+            self.alpha.addItem(text, value)
+
+        # CRCNet
+        self.model = QComboBox()
+        self.model.setToolTip("trained models (shipped and in the user models folder) or a .safetensors file")
+        self.refresh_button = QPushButton("↻")
+        self.refresh_button.setMaximumWidth(30)
+        self.refresh_button.setToolTip("re-read the models folders")
+        self.refresh_button.clicked.connect(self.refresh_models)
+        self.model_path = QLineEdit()
+        self.model_path.setPlaceholderText("model .safetensors")
+        browse = QPushButton("…")
+        browse.setMaximumWidth(30)
+        browse.clicked.connect(self._browse_model)
+        self.units = QCheckBox("add unit outputs (hidden)")
+        self.units.setChecked(True)
+
+        # common
+        self.boundary = QComboBox()
+        self.boundary.addItems(BOUNDARIES)
+        self.boundary.setCurrentText(DEFAULT_BOUNDARY)
+        self.boundary.setToolTip("how the image is extended before the FFT (taper rings least)")
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.scope = QComboBox()
+        self.scope.addItems(SCOPES)
+        self.scope.setToolTip(
+            "for stacks and time series: process every slice/frame, or only the one shown "
+            "(the result then sits on that step)"
+        )
+        self.run_button = QPushButton("Deblur")
+        self.run_button.clicked.connect(self.run)
+        self.runner = TaskRunner()
+        self.runner.started.connect(lambda: self.run_button.setEnabled(False))
+        self.runner.finished.connect(lambda: self.run_button.setEnabled(True))
+
+        form = QFormLayout()
+        self._rows: dict[str, tuple[QLabel, QWidget]] = {}
+
+        def row(key: str, label: str, widget: QWidget) -> None:
+            text = QLabel(label)
+            form.addRow(text, widget)
+            self._rows[key] = (text, widget)
+
+        row("image", "image", self.image)
+        form.addRow(self.kernel)
+        row("method", "method", self.method)
+        row("sigma", "σ", _hbox(self.sigma, self.estimate))
+        row("iterations", "iterations N", self.iterations)
+        row("residues", "residues n", _vbox(self.residues, self.residue_ns))
+        row("lam", "λ", _hbox(self.lam, _clone_button(self.estimate, self.estimate_parameters)))
+        row("alpha", "α", self.alpha)
+        row("model", "model", _hbox(self.model, self.refresh_button))
+        row("model_path", "model file", _hbox(self.model_path, browse))
+        row("units", "units", self.units)
+        row("boundary", "boundary", self.boundary)
+        row("device", "device", self.device)
+        row("scope", "stacks", self.scope)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.run_button)
+        layout.addWidget(self.runner)
+        layout.addStretch()
+
+        self.method.currentTextChanged.connect(self._show_rows)
+        self.model.currentTextChanged.connect(self._show_rows)
+        model_events.changed.connect(self.refresh_models)
+        self.refresh_models()
+        self._show_rows()
+
+    # ------------------------------------------------------------------------------- options
+    def _show_rows(self, *args: Any) -> None:
+        method = self.method.currentText()
+        visible = {
+            "sigma": method in ("MMSE", "IRD"),
+            "iterations": method == "IRD",
+            "residues": method == "IRD",
+            "lam": method == "hyper-Laplacian",
+            "alpha": method == "hyper-Laplacian",
+            "model": method == "CRCNet",
+            "model_path": method == "CRCNet" and self.model.currentText() == FILE_ITEM,
+            "units": method == "CRCNet",
+            "boundary": method != "CRCNet",  # a model uses the boundary it was trained with
+        }
+        for key, show in visible.items():
+            for widget in self._rows[key]:
+                widget.setVisible(show)
+
+    def refresh_models(self, *args: Any) -> None:
+        """Re-read the model list (shipped + user folder, see :func:`napari_crcnet.models.store.list_models`)."""
+        from ..models import store
+
+        try:
+            current = self.model.currentData()
+        except RuntimeError:  # the widget was closed; stop listening
+            model_events.changed.disconnect(self.refresh_models)
+            return
+        self.model.blockSignals(True)
+        self.model.clear()
+        for card in store.list_models():
+            shape = card.get("kernel_shape")
+            kernel = "×".join(map(str, shape)) if shape else "?"
+            self.model.addItem(f"{card['name']} ({card.get('source', '')}, kernel {kernel})", card["path"])
+            self.model.setItemData(
+                self.model.count() - 1, card.get("description") or card["path"], Qt.ItemDataRole.ToolTipRole
+            )
+        self.model.addItem(FILE_ITEM, None)
+        index = self.model.findData(current) if current is not None else -1
+        self.model.setCurrentIndex(max(index, 0))
+        self.model.blockSignals(False)
+        self._show_rows()
+
+    def model_names(self) -> list[str]:
+        """Names (paths) of the models offered, for tests and scripts."""
+        return [self.model.itemData(i) for i in range(self.model.count()) if self.model.itemData(i)]
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "CRCNet model", "", "Models (*.safetensors)")
+        if path:
+            self.model_path.setText(path)
+
+    def estimate_parameters(self) -> None:
+        """Estimate the noise of the shown slice; fill in σ (MMSE/IRD) and λ (hyper-Laplacian)."""
+        from .. import deconv, hyperlaplacian
+
+        layer = self.image.value
+        if layer is None:
+            notify_error("choose an image layer first")
+            return
+        try:
+            source = layer_input(layer, self.viewer, 2, current_step=True)
+            noise = deconv.estimate_noise(source.data, channel_axis=source.channel_axis)
+        except ValueError as error:
+            notify_error(str(error))
+            return
+        self.sigma.setValue(deconv.suggest_sigma(noise))
+        self.lam.setValue(hyperlaplacian.suggest_lambda(noise))
+        self.estimate.setToolTip(f"noise std ≈ {noise:.4f} (image in [0, 1] units)")
+
+    # ------------------------------------------------------------------------------- running
+    def run(self) -> Any:
+        """Check the inputs, then start the worker; returns it (None when the inputs are bad)."""
+        if self.runner.running:
+            return None
+        try:
+            layer, job = self._prepare()
+        except Exception as error:  # bad kernel, wrong dimensions...: a notification, nothing changes
+            notify_error(f"Deblur: {error}" if not isinstance(error, ValueError) else str(error))
+            return None
+        return self.runner.start(job, lambda outcome: self._show(layer, outcome), title="Deblur")
+
+    def _prepare(self) -> tuple[Image, Any]:
+        from .. import kernels
+
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("choose an image layer to deblur")
+        method = self.method.currentText()
+        raw = self.kernel.raw_kernel()
+        if raw.ndim == 3 and method not in METHODS_3D:
+            raise ValueError(f"{method} works with 2D kernels; a 3D kernel works with MMSE and IRD")
+        source = layer_input(layer, self.viewer, raw.ndim, current_step=self.scope.currentIndex() == 1)
+        kernel = kernels.validate_kernel(raw, image_shape=source.spatial_shape)
+        options: dict[str, Any] = {"channel_axis": source.channel_axis, "device": self.device.currentText()}
+        info: dict[str, Any] = {"method": method, "kernel": self.kernel.spec(), "device": options["device"]}
+        if method != "CRCNet":
+            options["boundary"] = self.boundary.currentText()
+            info["boundary"] = options["boundary"]
+        if source.step:
+            info["step"] = source.step
+        sigma = self.sigma.value() or None
+        if method == "MMSE":
+            return layer, _mmse_job(source, kernel, sigma, options, info)
+        if method == "IRD":
+            ns = parse_int_list(self.residue_ns.text()) if self.residues.isChecked() else []
+            return layer, _ird_job(source, kernel, sigma, self.iterations.value(), ns, options, info)
+        if method == "hyper-Laplacian":
+            lam = self.lam.value() or None
+            alpha_text, alpha = self.alpha.currentText(), float(self.alpha.currentData())
+            return layer, _hyper_laplacian_job(source, kernel, lam, alpha, alpha_text, options, info)
+        model = self.model.currentData() or self.model_path.text().strip()
+        if not model:
+            raise ValueError("choose a CRCNet model (or a .safetensors file); train one with the Train widget")
+        return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)
+
+    def _show(self, layer: Image, outcome: Outcome) -> None:
+        source = outcome.source
+        suffix = f" [{source.step}]" if source.step else ""
+        self._put(layer, outcome.info["method"], outcome.data, source, f"{outcome.label}{suffix}", outcome.info)
+        for role, data, stack_label, extra in outcome.stacks:
+            limits = display_limits(layer) if role.endswith("partial sums") else robust_limits(data)
+            # a stack with one axis more than the result keeps its colours; fewer (unit means) is gray
+            rgb = None if data.ndim == outcome.data.ndim + 1 else False
+            self._put(
+                layer, role, data, source, f"{role}{suffix}", {**outcome.info, **extra},
+                stack_label=stack_label, visible=False, contrast_limits=limits, rgb=rgb,
+            )
+
+    def _put(self, layer: Image, role: str, data: np.ndarray, source: LayerInput, label: str,
+             info: dict[str, Any], **options: Any) -> Image:
+        key = (id(layer), role)
+        previous = None
+        if key in self._results and self._results[key][0] is layer:
+            previous = self._results[key][1]
+        result = show_result(
+            self.viewer, previous, data, source, name=f"{layer.name} · {label}", info={**info, "role": role},
+            **options,
+        )
+        self._results[key] = (layer, result)
+        return result
+
+    def result_layer(self, layer: Image, role: str) -> Image | None:
+        """The layer holding ``role`` (a method name, "IRD residues", ...) for the input ``layer``."""
+        entry = self._results.get((id(layer), role))
+        if entry is None or entry[0] is not layer or entry[1] not in self.viewer.layers:
+            return None
+        return entry[1]
+
+
+# ------------------------------------------------------------------------------- jobs (worker thread)
+def _sigma_or_auto(source: LayerInput, sigma: float | None) -> float:
+    from .. import deconv
+
+    if sigma is not None:
+        return sigma
+    return deconv.suggest_sigma(deconv.estimate_noise(source.data, channel_axis=source.channel_axis))
+
+
+def _mmse_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, options: dict, info: dict):
+    def job(progress: ProgressCallback):
+        from .. import deconv
+
+        value = _sigma_or_auto(source, sigma)
+        yield (0, 1)
+        out = call_with_progress(deconv.mmse, source.data, kernel, value, progress=progress, **options)
+        return Outcome(out, f"MMSE σ={value:.3g}", {**info, "sigma": value}, source)
+
+    return job
+
+
+def _ird_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, n_iter: int, ns: list[int],
+             options: dict, info: dict):
+    def job(progress: ProgressCallback):
+        from .. import deconv
+
+        value = _sigma_or_auto(source, sigma)
+        yield (0, len(ns) + 1)
+        out = call_with_progress(deconv.ird, source.data, kernel, value, n_iter, progress=progress, **options)
+        outcome = Outcome(out, f"IRD σ={value:.3g} N={n_iter}",
+                          {**info, "sigma": value, "n_iter": n_iter}, source)
+        yield (1, len(ns) + 1)
+        if ns:
+            residues = np.empty((len(ns), *out.shape), np.float32)
+            sums = np.empty_like(residues)
+            for i, (_, residue, partial) in enumerate(
+                deconv.iter_ird_residues(source.data, kernel, value, ns, progress=progress, **options)
+            ):
+                residues[i], sums[i] = residue, partial
+                yield (i + 2, len(ns) + 1)
+            outcome.stacks = [
+                ("IRD residues", residues, "n", {"n": ns}),
+                ("IRD partial sums", sums, "n", {"n": ns}),
+            ]
+        return outcome
+
+    return job
+
+
+def _hyper_laplacian_job(source: LayerInput, kernel: np.ndarray, lam: float | None, alpha: float,
+                         alpha_text: str, options: dict, info: dict):
+    def job(progress: ProgressCallback):
+        from .. import deconv, hyperlaplacian
+
+        value = lam
+        if value is None:
+            noise = deconv.estimate_noise(source.data, channel_axis=source.channel_axis)
+            value = hyperlaplacian.suggest_lambda(noise)
+        yield (0, 1)
+        out = call_with_progress(
+            hyperlaplacian.hyper_laplacian, source.data, kernel, value, alpha, progress=progress, **options
+        )
+        return Outcome(out, f"hyper-Laplacian λ={value:.3g} α={alpha_text}",
+                       {**info, "lam": value, "alpha": alpha}, source)
+
+    return job
+
+
+def _crcnet_job(source: LayerInput, kernel: np.ndarray, model: str, units: bool, options: dict, info: dict):
+    def job(progress: ProgressCallback):
+        from pathlib import Path
+
+        from .. import inference
+
+        yield (0, 1)
+        result = call_with_progress(
+            inference.crcnet, source.data, model, kernel, return_residues=units, progress=progress, **options
+        )
+        name = Path(model).stem if str(model).endswith(".safetensors") else str(model)
+        outcome = Outcome(result[0] if units else result, f"CRCNet {name}",
+                          {**info, "model": str(model)}, source)
+        if units:
+            plain_ndim = source.data.ndim - (source.channel_axis is not None)
+            rgb = source.channel_axis is not None
+            stack = np.stack([unit_display(u, plain_ndim, rgb) for u in result[1]]).astype(np.float32)
+            extra = {"units": list(range(1, len(stack) + 1)), "unit_display": "mean over channels"}
+            outcome.stacks = [("CRCNet units", stack, "unit", extra)]
+        return outcome
+
+    return job
+
+
+# ------------------------------------------------------------------------------- small Qt helpers
+def _hbox(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box
+
+
+def _vbox(*widgets: QWidget) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box
+
+
+def _clone_button(button: QPushButton, slot: Any) -> QPushButton:
+    clone = QPushButton(button.text())
+    clone.setToolTip(button.toolTip())
+    clone.clicked.connect(slot)
+    return clone
