@@ -69,7 +69,7 @@ def test_loss_matches_the_paper_formula_with_means():
     dh = np.diff(x_hat.numpy(), axis=-1) - np.diff(x.numpy(), axis=-1)
     dv = np.diff(x_hat.numpy(), axis=-2) - np.diff(x.numpy(), axis=-2)
     expected = 5000 * smooth + 100 * ((dh**2).mean() + (dv**2).mean())
-    loss, content, edge = crcnet_loss(x_hat, x, return_parts=True)
+    loss, content, _edge = crcnet_loss(x_hat, x, return_parts=True)
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     assert float(content) == pytest.approx(smooth, rel=1e-5)
     assert float(crcnet_loss(x, x)) == 0.0
@@ -178,7 +178,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
     result = train(_config(tmp_path, iterations=3))
     path = tmp_path / "run.ckpt.safetensors"
     before = path.read_bytes()
-    tensors, document = load_checkpoint(path)
+    _, document = load_checkpoint(path)
 
     def crash(tensors, tmp, metadata):
         Path(tmp).write_bytes(b"half a file")
@@ -244,7 +244,7 @@ def test_validation_log_reports_model_mmse_and_dead_units(tmp_path):
         assert key in vals[-1]
     assert 0.0 <= vals[-1]["iu_dead"] <= 1.0
     lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert [r["event"] for r in lines][0] == "start" and lines[-1]["event"] == "end"
+    assert lines[0]["event"] == "start" and lines[-1]["event"] == "end"
     assert result.metrics["validation"]["mmse_psnr"] == vals[-1]["mmse_psnr"]
     # a dead IU (pre-activation never positive) is reported as such
     with torch.no_grad():

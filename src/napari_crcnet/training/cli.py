@@ -136,7 +136,7 @@ class _ProgressPrinter:
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
@@ -164,9 +164,10 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             model=args.config, noise=args.noise, photons=args.photons, mmse_sigma=args.mmse_sigma,
             iterations=args.iterations, batch=args.batch, crop=args.crop, lr=lr, seed=args.seed,
             val_every=args.val_every,
-            checkpoint=Path(args.checkpoint) if args.checkpoint else base.with_name(base.name + ".ckpt.safetensors"),
+            checkpoint=Path(args.checkpoint) if args.checkpoint else base.with_name(f"{base.name}.ckpt.safetensors"),
             checkpoint_every_s=args.checkpoint_every, resume=args.resume, output=output,
-            name=args.name or output.stem, log_path=Path(args.log) if args.log else base.with_name(base.name + ".train.jsonl"),
+            name=args.name or output.stem,
+            log_path=Path(args.log) if args.log else base.with_name(f"{base.name}.train.jsonl"),
             device=args.device, threads=args.threads, amp=args.amp,
         )
         config.validate()
