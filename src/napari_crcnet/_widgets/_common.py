@@ -473,8 +473,10 @@ class TaskRunner(QWidget):
         self.bar.setRange(0, 0)  # busy until the first progress report
         self.cancel_button.setEnabled(True)
         self.worker = create_worker(
+            _stop_at_yields,
             job,
             progress,
+            self._event,
             _connect={
                 "yielded": self._on_yielded,
                 "returned": returned,
@@ -487,10 +489,12 @@ class TaskRunner(QWidget):
         return self.worker
 
     def cancel(self) -> None:
-        """Ask the job to stop: the core raises ``Cancelled`` at its next progress report."""
+        """Ask the job to stop: at its next yield, or where the core next reports progress.
+
+        (Not ``worker.quit()``: a quit worker drops its return value, and a stopped training run still
+        returns the model it saved.)
+        """
         self._event.set()
-        if self.worker is not None:
-            self.worker.quit()
         self.cancel_button.setEnabled(False)
 
     def _prefix(self) -> str:
@@ -523,6 +527,21 @@ class TaskRunner(QWidget):
         self.bar.setValue(0)
         self.cancel_button.setEnabled(False)
         self.finished.emit()
+
+
+def _stop_at_yields(job: Job, progress: ProgressCallback, event: threading.Event) -> Generator[Any, None, Any]:
+    """Run the generator ``job(progress)``, raising ``Cancelled`` at any of its yields once ``event`` is set."""
+    steps = job(progress)
+    try:
+        value = next(steps)
+        while True:
+            if event.is_set():
+                steps.close()
+                raise Cancelled("stopped by the user")
+            yield value
+            value = next(steps)
+    except StopIteration as stop:
+        return stop.value
 
 
 def call_with_progress(function: Callable[..., Any], *args: Any, progress: ProgressCallback, **kwargs: Any) -> Any:
@@ -673,7 +692,7 @@ def show_result(
         attributes["colormap"] = "gray" if like.rgb else like.colormap
 
     if previous is not None and previous in viewer.layers:
-        if previous.rgb == rgb and previous.ndim == data.ndim:
+        if previous.rgb == rgb and np.ndim(previous.data) == data.ndim:
             previous.data = data
             for key, value in attributes.items():
                 setattr(previous, key, value)

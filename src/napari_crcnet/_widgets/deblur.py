@@ -163,6 +163,8 @@ class DeblurWidget(QWidget):
         browse.clicked.connect(self._browse_model)
         self.units = QCheckBox("add unit outputs (hidden)")
         self.units.setChecked(True)
+        self.force = QCheckBox("apply to another kernel anyway (force)")
+        self.force.setToolTip("a model only undoes the blur it was trained for; by default another kernel is refused")
 
         # common
         self.boundary = QComboBox()
@@ -201,7 +203,7 @@ class DeblurWidget(QWidget):
         row("alpha", "α", self.alpha)
         row("model", "model", _hbox(self.model, self.refresh_button))
         row("model_path", "model file", _hbox(self.model_path, browse))
-        row("units", "units", self.units)
+        row("units", "units", _vbox(self.units, self.force))
         row("boundary", "boundary", self.boundary)
         row("device", "device", self.device)
         row("scope", "stacks", self.scope)
@@ -330,6 +332,7 @@ class DeblurWidget(QWidget):
         model = self.model.currentData() or self.model_path.text().strip()
         if not model:
             raise ValueError("choose a CRCNet model (or a .safetensors file); train one with the Train widget")
+        options["force"] = self.force.isChecked()
         return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)
 
     def _show(self, layer: Image, outcome: Outcome) -> None:

@@ -1,0 +1,330 @@
+"""The napari widgets, manifest and sample data, with a real viewer (pytest-qt's ``make_napari_viewer``
+under pytest-xvfb; do not set ``QT_QPA_PLATFORM=offscreen``, it cannot draw image layers).
+
+Every run goes through the widget's worker thread; results are compared with direct calls of the core
+functions, so the widgets are shown to be glue only (same arrays, placed like the input).
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+napari = pytest.importorskip("napari")
+pytest.importorskip("pytestqt")
+
+from napari_crcnet import deconv, kernels  # noqa: E402
+from napari_crcnet._sample_data import blurred_cell, blurred_photo  # noqa: E402
+
+pytestmark = pytest.mark.widgets
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_MS = 120_000
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture
+def notes(monkeypatch):
+    """Record napari notifications instead of showing them: ``{"error": [...], "info": [...]}``."""
+    from napari.utils import notifications
+
+    seen: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
+    for kind in seen:
+        monkeypatch.setattr(notifications, f"show_{kind}", lambda message, _k=kind: seen[_k].append(str(message)))
+    return seen
+
+
+@pytest.fixture
+def models_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(folder))
+    return folder
+
+
+def add_sample(viewer, sample, **overrides):
+    layers = []
+    for data, kwargs, _ in sample():
+        layers.append(viewer.add_image(data, **{**kwargs, **overrides.get(kwargs["name"], {})}))
+    return layers
+
+
+def deblur_widget(viewer):
+    from napari_crcnet._widgets.deblur import DeblurWidget
+
+    widget = DeblurWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    return widget
+
+
+def run_and_wait(qtbot, widget):
+    worker = widget.run()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=WAIT_MS)
+    return worker
+
+
+def photo_kernel(viewer):
+    return kernels.validate_kernel(viewer.layers["astronaut kernel"].data)
+
+
+# ------------------------------------------------------------------------------------ manifest, samples
+def test_manifest_validates_and_every_command_imports():
+    from npe2 import PluginManifest
+
+    assert (ROOT / "src" / "napari_crcnet" / "napari.yaml").resolve() == (ROOT / "napari.yaml").resolve()
+    manifest = PluginManifest.from_file(ROOT / "napari.yaml")
+    for command in manifest.contributions.commands:
+        module, _, attribute = command.python_name.partition(":")
+        assert callable(getattr(importlib.import_module(module), attribute)), command.id
+    commands = {c.id for c in manifest.contributions.commands}
+    assert {w.command for w in manifest.contributions.widgets} <= commands
+    assert {s.command for s in manifest.contributions.sample_data} <= commands
+    filters = [item.command for item in manifest.contributions.menus["napari/layers/filter"]]
+    assert "napari-crcnet.deblur_widget" in filters
+    done = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-crcnet"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("sample", [blurred_photo, blurred_cell])
+def test_sample_data_is_a_blurred_image_and_its_kernel(sample):
+    (image, image_kwargs, kind), (kernel, kernel_kwargs, _) = sample()
+    assert kind == "image" and image.dtype == np.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert kernel.ndim == 2 and kernel.shape[0] % 2 == 1
+    np.testing.assert_allclose(kernel.sum(), 1.0, atol=1e-5)
+    assert kernel_kwargs["metadata"]["napari_crcnet"]["kernel"]
+    assert image_kwargs.get("rgb", False) == (image.ndim == 3)
+
+
+# ------------------------------------------------------------------------------------ deblur
+def test_mmse_on_rgb_photo_keeps_geometry_and_updates_its_own_layer(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    image, _ = add_sample(
+        viewer, blurred_photo,
+        **{"astronaut (blurred)": {"scale": (2.0, 2.0), "translate": (10.0, -5.0), "metadata": {"um": 0.2}}},
+    )
+    before = image.data.copy()
+    widget = deblur_widget(viewer)
+    assert widget.image.value is image
+    assert widget.kernel.source.currentText() == "Layer"  # the sample's kernel layer is picked up
+    widget.method.setCurrentText("MMSE")
+    widget.sigma.setValue(0.003)
+    n_layers = len(viewer.layers)
+
+    run_and_wait(qtbot, widget)
+
+    assert widget.runner.outcome == "done", notes
+    result = widget.result_layer(image, "MMSE")
+    assert result.name == "astronaut (blurred) · MMSE σ=0.003"
+    assert result.rgb and result.data.shape == image.data.shape
+    np.testing.assert_array_equal(result.scale, image.scale)
+    np.testing.assert_array_equal(result.translate, image.translate)
+    assert result.metadata["um"] == 0.2
+    assert result.metadata["napari_crcnet"]["method"] == "MMSE"
+    expected = deconv.mmse(before, photo_kernel(viewer), 0.003, channel_axis=-1)
+    np.testing.assert_allclose(result.data, expected, atol=1e-5)
+    np.testing.assert_array_equal(image.data, before)  # the input is never modified
+    assert len(viewer.layers) == n_layers + 1
+
+    widget.sigma.setValue(0.01)  # same input + method: the same layer is updated, nothing piles up
+    run_and_wait(qtbot, widget)
+    assert len(viewer.layers) == n_layers + 1
+    assert widget.result_layer(image, "MMSE") is result
+    assert result.name == "astronaut (blurred) · MMSE σ=0.01"
+    assert not notes["error"]
+
+
+def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    image, _ = add_sample(viewer, blurred_cell, **{"cell (blurred)": {"translate": (3.0, 4.0)}})
+    widget = deblur_widget(viewer)
+    widget.method.setCurrentText("IRD")
+    widget.iterations.setValue(6)
+    widget.residue_ns.setText("0-6")
+    widget.estimate_parameters()  # fills in sigma from the noise of the shown slice
+    sigma = widget.sigma.value()
+    assert 0 < sigma < 0.5
+
+    run_and_wait(qtbot, widget)
+
+    assert widget.runner.outcome == "done", notes
+    result = widget.result_layer(image, "IRD")
+    residues = widget.result_layer(image, "IRD residues")
+    sums = widget.result_layer(image, "IRD partial sums")
+    assert result.visible and not residues.visible and not sums.visible
+    assert residues.name == "cell (blurred) · IRD residues" and sums.name == "cell (blurred) · IRD partial sums"
+    assert residues.data.shape == sums.data.shape == (7, *image.data.shape)
+    assert residues.metadata["napari_crcnet"]["n"] == list(range(7))
+    np.testing.assert_array_equal(residues.translate, (0.0, 3.0, 4.0))  # n axis first, then the image's
+    np.testing.assert_allclose(residues.data.sum(axis=0), result.data, atol=1e-4)
+    np.testing.assert_allclose(sums.data[-1], result.data, atol=1e-4)
+    expected = deconv.ird(image.data, kernels.validate_kernel(viewer.layers["cell PSF"].data), sigma, 6)
+    np.testing.assert_allclose(result.data, expected, atol=1e-5)
+
+
+def test_time_series_current_step_or_all(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    kernel = kernels.gaussian_kernel(1.5)
+    frames = deconv.blur(rng.random((4, 48, 40)), kernel, noise=0.01, seed=1)
+    image = viewer.add_image(frames, name="movie", scale=(5.0, 0.5, 0.5), translate=(100.0, 1.0, 2.0))
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian", sigma=1.5)
+    widget.method.setCurrentText("MMSE")
+    widget.sigma.setValue(0.01)
+    viewer.dims.set_point(0, 100.0 + 2 * 5.0)  # frame 2
+    widget.scope.setCurrentText("current step only")
+
+    run_and_wait(qtbot, widget)
+
+    one = widget.result_layer(image, "MMSE")
+    assert one.data.shape == (1, 48, 40)
+    assert one.name.endswith("[axis 0=2]") or "=2]" in one.name
+    np.testing.assert_array_equal(one.translate, (110.0, 1.0, 2.0))  # sits on frame 2
+    np.testing.assert_array_equal(one.scale, image.scale)
+    expected = deconv.mmse(frames, kernel, 0.01)
+    np.testing.assert_allclose(one.data[0], expected[2], atol=1e-5)
+
+    widget.scope.setCurrentText("all slices / frames")
+    run_and_wait(qtbot, widget)
+    everything = widget.result_layer(image, "MMSE")
+    assert everything is one and everything.data.shape == frames.shape
+    np.testing.assert_array_equal(everything.translate, image.translate)
+    np.testing.assert_allclose(everything.data, expected, atol=1e-5)
+    assert len(viewer.layers) == 2 and not notes["error"]
+
+
+def test_volume_with_a_3d_kernel(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    kernel = kernels.gaussian_psf_3d(1.0, 1.5)
+    volume = deconv.blur(np.random.default_rng(2).random((16, 32, 32)), kernel, noise=0.005, seed=3)
+    image = viewer.add_image(volume, name="volume", scale=(2.0, 0.5, 0.5))
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian 3D (PSF)", sigma_xy=1.0, sigma_z=1.5)
+    widget.method.setCurrentText("MMSE")
+    widget.sigma.setValue(0.02)
+    run_and_wait(qtbot, widget)
+    result = widget.result_layer(image, "MMSE")
+    np.testing.assert_allclose(result.data, deconv.mmse(volume, kernel, 0.02), atol=1e-5)
+
+    widget.method.setCurrentText("hyper-Laplacian")  # 2D only: refused before any work
+    assert widget.run() is None
+    assert any("3D kernel" in message for message in notes["error"])
+
+
+def test_hyper_laplacian_and_bad_inputs_notify_and_change_nothing(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.random.default_rng(0).random((24, 24)).astype(np.float32), name="small")
+    bad = np.ones((5, 5))
+    bad[2, 2] = np.nan
+    viewer.add_image(bad, name="nan kernel")
+    widget = deblur_widget(viewer)
+    widget.image.value = image
+    widget.kernel.source.setCurrentText("Layer")
+    widget.kernel.layer.value = viewer.layers["nan kernel"]
+    before = [layer.name for layer in viewer.layers]
+
+    assert widget.run() is None  # NaN kernel
+    widget.kernel.set_generated("Random shake", size=31, seed=1)
+    assert widget.run() is None  # kernel larger than the image
+    assert len(notes["error"]) == 2
+    assert "NaN" in notes["error"][0] and "larger than the image" in notes["error"][1]
+
+    image.data = np.full((24, 24), np.nan, np.float32)  # found by the core, in the worker
+    widget.kernel.set_generated("Gaussian", sigma=1.0)
+    run_and_wait(qtbot, widget)
+    assert widget.runner.outcome == "error" and "NaN" in notes["error"][-1]
+    assert [layer.name for layer in viewer.layers] == before
+
+    image.data = np.random.default_rng(1).random((24, 24)).astype(np.float32)
+    widget.method.setCurrentText("hyper-Laplacian")
+    run_and_wait(qtbot, widget)
+    assert widget.runner.outcome == "done", notes
+    assert widget.result_layer(image, "hyper-Laplacian").name.startswith("small · hyper-Laplacian λ=")
+
+
+def test_cancel_stops_a_long_run_and_adds_nothing(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.random.default_rng(0).random((192, 192)).astype(np.float32), name="big")
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian", sigma=2.0)
+    widget.method.setCurrentText("IRD")
+    widget.sigma.setValue(0.01)
+    widget.residue_ns.setText("0-3000")  # thousands of residues: long enough to be cancelled
+    widget.run()
+    qtbot.waitUntil(lambda: widget.runner.bar.value() >= 3, timeout=WAIT_MS)
+    widget.runner.cancel_button.click()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=WAIT_MS)
+    assert widget.runner.outcome == "cancelled"
+    assert [layer.name for layer in viewer.layers] == ["big"]
+    assert widget.result_layer(image, "IRD") is None and not notes["error"]
+    assert any("cancelled" in message for message in notes["info"])
+
+
+# ------------------------------------------------------------------------------------ training
+def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
+    make_napari_viewer, qtbot, notes, models_dir
+):
+    from skimage import data
+
+    from napari_crcnet._widgets.train import TrainWidget
+
+    viewer = make_napari_viewer()
+    blurred, _ = add_sample(viewer, blurred_photo)
+    viewer.add_image(data.astronaut()[96:224, 160:288], name="sharp", rgb=True)
+    deblur = deblur_widget(viewer)
+    assert deblur.model_names() == []
+    train = TrainWidget(viewer)
+    viewer.window.add_dock_widget(train)
+    assert train.kernel.spec() == "layer:astronaut kernel"
+    train.set_training_layers(["sharp"])
+    train.network.setCurrentText("tiny (2 units, for tests)")
+    train.iterations.setValue(2)
+    train.batch.setValue(2)
+    train.crop.setValue(32)
+    train.name.setText("tiny-shake")
+    train.preview_layer.value = blurred
+
+    run_and_wait(qtbot, train)
+
+    assert train.runner.outcome == "done", notes
+    assert train.last_result.steps == 2 and not train.last_result.stopped
+    assert (models_dir / "tiny-shake.safetensors").is_file()
+    assert "gain" in train.status.text()
+    assert deblur.model_names() == [str(models_dir / "tiny-shake.safetensors")]  # list refreshed
+    preview = viewer.layers["astronaut (blurred) · CRCNet preview (training)"]
+    assert preview.data.shape == (256, 256, 3)
+    np.testing.assert_array_equal(preview.translate, (128.0, 128.0))  # over the centre crop
+
+    # the new model deblurs the photo, with its unit outputs as a hidden gray stack
+    deblur.image.value = blurred
+    deblur.method.setCurrentText("CRCNet")
+    run_and_wait(qtbot, deblur)
+    assert deblur.runner.outcome == "done", notes
+    result = deblur.result_layer(blurred, "CRCNet")
+    assert result.name == "astronaut (blurred) · CRCNet tiny-shake" and result.data.shape == blurred.data.shape
+    units = deblur.result_layer(blurred, "CRCNet units")
+    assert not units.visible and not units.rgb and units.data.shape == (2, 512, 512)
+
+    # a model refuses another kernel: a notification, no layer
+    deblur.kernel.set_generated("Gaussian", sigma=2.0)
+    n_layers = len(viewer.layers)
+    run_and_wait(qtbot, deblur)
+    assert deblur.runner.outcome == "error" and "trained for" in notes["error"][-1]
+    assert len(viewer.layers) == n_layers
+
+    # Stop: the trainer stops after its step and still saves the model
+    train.resume.setChecked(False)
+    train.iterations.setValue(100_000)
+    train.preview.setChecked(False)
+    train.run()
+    qtbot.waitUntil(lambda: train.runner.bar.value() >= 1, timeout=WAIT_MS)
+    train.runner.cancel_button.click()
+    qtbot.waitUntil(lambda: not train.runner.running, timeout=WAIT_MS)
+    assert train.runner.outcome == "done" and train.last_result.stopped
+    assert 1 <= train.last_result.steps < 100_000
+    assert (models_dir / "checkpoints" / "tiny-shake.ckpt.safetensors").is_file()
