@@ -183,7 +183,7 @@ def test_time_series_current_step_or_all(make_napari_viewer, qtbot, notes):
 
     one = widget.result_layer(image, "MMSE")
     assert one.data.shape == (1, 48, 40)
-    assert one.name.endswith("[axis 0=2]") or "=2]" in one.name
+    assert one.name == "movie · MMSE σ=0.01 [axis 0=2]"
     np.testing.assert_array_equal(one.translate, (110.0, 1.0, 2.0))  # sits on frame 2
     np.testing.assert_array_equal(one.scale, image.scale)
     expected = deconv.mmse(frames, kernel, 0.01)

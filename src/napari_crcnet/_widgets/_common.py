@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -178,6 +179,21 @@ def is_plugin_output(layer: Image) -> bool:
     return "source" in layer.metadata.get(METADATA_KEY, {})
 
 
+def fit_to_current_page(stack: QStackedWidget) -> None:
+    """Make ``stack`` as tall as its current page (a QStackedWidget is as tall as its tallest page)."""
+
+    policies = [stack.widget(i).sizePolicy() for i in range(stack.count())]
+    ignored = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+    def fit(index: int) -> None:
+        for i in range(stack.count()):
+            stack.widget(i).setSizePolicy(policies[i] if i == index else ignored)
+        stack.adjustSize()
+
+    stack.currentChanged.connect(fit)
+    fit(stack.currentIndex())
+
+
 # ------------------------------------------------------------------------------------ kernel picker
 @dataclass(frozen=True)
 class _Param:
@@ -278,6 +294,7 @@ class KernelPicker(QWidget):
             self._spins[label] = spins
             self.generator_pages.addWidget(page)
         form.addRow(self.generator_pages)
+        fit_to_current_page(self.generator_pages)
         self.generator.currentIndexChanged.connect(self.generator_pages.setCurrentIndex)
         self.generator.currentIndexChanged.connect(self._update)
         self.pages.addWidget(generated)
@@ -301,6 +318,7 @@ class KernelPicker(QWidget):
         row.addWidget(browse)
         self.pages.addWidget(file_page)
 
+        fit_to_current_page(self.pages)
         self.source.currentIndexChanged.connect(self.pages.setCurrentIndex)
         self.source.currentIndexChanged.connect(self._update)
         self.source.setToolTip("where the kernel (PSF) comes from; it must be the blur of the image")
@@ -318,6 +336,7 @@ class KernelPicker(QWidget):
         left = QVBoxLayout()
         left.addLayout(top)
         left.addWidget(self.pages)
+        left.addStretch()
         right = QVBoxLayout()
         right.addWidget(self.preview)
         right.addWidget(self.caption)
@@ -433,7 +452,7 @@ class TaskRunner(QWidget):
         self.bar = QProgressBar()
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
-        self.bar.setTextVisible(True)
+        self.bar.setTextVisible(False)  # no "0%" while idle
         self.cancel_button = QPushButton(cancel_text)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
@@ -471,6 +490,7 @@ class TaskRunner(QWidget):
                 self.outcome = "done"
 
         self.bar.setRange(0, 0)  # busy until the first progress report
+        self.bar.setTextVisible(True)
         self.cancel_button.setEnabled(True)
         self.worker = create_worker(
             _stop_at_yields,
@@ -525,6 +545,7 @@ class TaskRunner(QWidget):
         self.worker = None
         self.bar.setRange(0, 1)
         self.bar.setValue(0)
+        self.bar.setTextVisible(False)
         self.cancel_button.setEnabled(False)
         self.finished.emit()
 
@@ -608,7 +629,7 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
             index.append(slice(i, i + 1))
             translate[axis] += i * scale[axis]
         data = data[tuple(index)]
-        step = ", ".join(f"{labels[a]}={index[a].start}" for a in range(n_leading))
+        step = ", ".join(f"{_step_name(labels[a], a)}={index[a].start}" for a in range(n_leading))
     return LayerInput(
         layer=layer,
         data=data,
@@ -621,10 +642,14 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
 
 
 def _axis_labels(layer: Image) -> list[str]:
-    labels = list(getattr(layer, "axis_labels", ()) or ())
-    if len(labels) != layer.ndim:
-        labels = [f"axis {i}" for i in range(layer.ndim)]
-    return [label if not label.startswith("axis -") else f"axis {i}" for i, label in enumerate(labels)]
+    """The layer's axis labels (napari's defaults are "-3", "-2", "-1")."""
+    labels = [str(label) for label in (getattr(layer, "axis_labels", ()) or ())]
+    return labels if len(labels) == layer.ndim else [str(i - layer.ndim) for i in range(layer.ndim)]
+
+
+def _step_name(label: str, axis: int) -> str:
+    """How an axis is named in a layer name: its label, or "axis 0" for napari's default "-3"."""
+    return f"axis {axis}" if label.lstrip("-").isdigit() else label
 
 
 def display_limits(layer: Image) -> tuple[float, float]:

@@ -48,6 +48,7 @@ from ._common import (
     LayerCombo,
     LayerInput,
     TaskRunner,
+    fit_to_current_page,
     is_plugin_output,
     layer_input,
     looks_like_kernel,
@@ -107,6 +108,7 @@ class TrainWidget(QWidget):
         self.source_pages = QStackedWidget()
         self.source_pages.addWidget(folder_row)
         self.source_pages.addWidget(self.layers)
+        fit_to_current_page(self.source_pages)
         self.source.currentIndexChanged.connect(self.source_pages.setCurrentIndex)
         for emitter in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             emitter.connect(self._refresh_layers)
