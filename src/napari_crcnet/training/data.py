@@ -145,7 +145,7 @@ def load_images(
         arrays = [source] if isinstance(source, np.ndarray) else list(source)
         items = [(f"array {i}", a) for i, a in enumerate(arrays)]
     else:
-        items = [(str(p), p) for p in find_images(source) if p.resolve() not in excluded]
+        items = [(f"{p.parent.name}/{p.name}", p) for p in find_images(source) if p.resolve() not in excluded]
     for name, item in items:
         raw = _read(item) if isinstance(item, Path) else np.asarray(item)
         image = to_channels(raw, channels, name)
