@@ -140,7 +140,7 @@ def test_mmse_on_rgb_photo_keeps_geometry_and_updates_its_own_layer(make_napari_
 
 def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer()
-    image, _ = add_sample(viewer, blurred_cell, **{"cell (blurred)": {"translate": (3.0, 4.0)}})
+    image, _ = add_sample(viewer, blurred_cell, **{"cell (blurred)": {"translate": (3.0, 4.0), "colormap": "viridis"}})
     widget = deblur_widget(viewer)
     widget.method.setCurrentText("IRD")
     widget.iterations.setValue(6)
@@ -156,6 +156,7 @@ def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(mak
     residues = widget.result_layer(image, "IRD residues")
     sums = widget.result_layer(image, "IRD partial sums")
     assert result.visible and not residues.visible and not sums.visible
+    assert result.colormap.name == residues.colormap.name == "viridis"
     assert residues.name == "cell (blurred) · IRD residues" and sums.name == "cell (blurred) · IRD partial sums"
     assert residues.data.shape == sums.data.shape == (7, *image.data.shape)
     assert residues.metadata["napari_crcnet"]["n"] == list(range(7))
@@ -240,11 +241,18 @@ def test_hyper_laplacian_and_bad_inputs_notify_and_change_nothing(make_napari_vi
     assert widget.runner.outcome == "error" and "NaN" in notes["error"][-1]
     assert [layer.name for layer in viewer.layers] == before
 
-    image.data = np.random.default_rng(1).random((24, 24)).astype(np.float32)
+    image.data = (np.random.default_rng(1).random((24, 24)) * 255).astype(np.uint8)
+    image.contrast_limits = (10, 200)
     widget.method.setCurrentText("hyper-Laplacian")
     run_and_wait(qtbot, widget)
     assert widget.runner.outcome == "done", notes
-    assert widget.result_layer(image, "hyper-Laplacian").name.startswith("small · hyper-Laplacian λ=")
+    result = widget.result_layer(image, "hyper-Laplacian")
+    assert result.name.startswith("small · hyper-Laplacian λ=") and result.data.dtype == np.float32
+    np.testing.assert_allclose(result.contrast_limits, (10 / 255, 200 / 255))  # uint8 was scaled to [0, 1]
+
+    widget.method.setCurrentText("IRD")  # residue stacks too large for memory: refused up front
+    widget.residue_ns.setText("0-2000000")
+    assert widget.run() is None and "GB of memory" in notes["error"][-1]
 
 
 def test_cancel_stops_a_long_run_and_adds_nothing(make_napari_viewer, qtbot, notes):

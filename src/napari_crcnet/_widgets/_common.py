@@ -465,6 +465,7 @@ class TaskRunner(QWidget):
         self._event = threading.Event()
         self.worker: Any = None
         self.outcome: str = ""  # "done", "cancelled" or "error" once a job ended (for tests and scripts)
+        self.destroyed.connect(lambda *_: self._event.set())  # a closed widget stops its job
 
     @property
     def running(self) -> bool:

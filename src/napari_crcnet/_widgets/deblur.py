@@ -71,6 +71,8 @@ SCOPES = ("all slices / frames", "current step only")
 ALPHAS = (("2/3", 2 / 3), ("1/2", 0.5), ("4/5", 0.8), ("1 (TV)", 1.0))
 DEFAULT_RESIDUES = "0, 1, 2, 5, 10, 50"
 FILE_ITEM = "from file…"
+#: Largest diagnostic stacks (residues + partial sums, or unit outputs) a run may create, in bytes.
+MAX_STACK_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -324,6 +326,7 @@ class DeblurWidget(QWidget):
             return layer, _mmse_job(source, kernel, sigma, options, info)
         if method == "IRD":
             ns = parse_int_list(self.residue_ns.text()) if self.residues.isChecked() else []
+            _check_stack_size(2 * len(ns) * source.data.size * 4, f"{len(ns)} residues and partial sums")
             return layer, _ird_job(source, kernel, sigma, self.iterations.value(), ns, options, info)
         if method == "hyper-Laplacian":
             lam = self.lam.value() or None
@@ -333,6 +336,8 @@ class DeblurWidget(QWidget):
         if not model:
             raise ValueError("choose a CRCNet model (or a .safetensors file); train one with the Train widget")
         options["force"] = self.force.isChecked()
+        if self.units.isChecked():  # the core holds every unit output: 63 planes per colour channel
+            _check_stack_size(63 * source.data.size * 4, "the CRCNet unit outputs")
         return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)
 
     def _show(self, layer: Image, outcome: Outcome) -> None:
@@ -367,6 +372,14 @@ class DeblurWidget(QWidget):
         if entry is None or entry[0] is not layer or entry[1] not in self.viewer.layers:
             return None
         return entry[1]
+
+
+def _check_stack_size(nbytes: int, what: str) -> None:
+    if nbytes > MAX_STACK_BYTES:
+        raise ValueError(
+            f"{what} would take {nbytes / 1024**3:.1f} GB of memory: choose fewer n, untick them, "
+            "or use 'current step only'"
+        )
 
 
 # ------------------------------------------------------------------------------- jobs (worker thread)

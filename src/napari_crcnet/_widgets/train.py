@@ -105,6 +105,7 @@ class TrainWidget(QWidget):
         self.layers = QListWidget()
         self.layers.setMaximumHeight(90)
         self.layers.setToolTip("sharp images to train on (every slice/frame of a stack is an image)")
+        self.layers.itemChanged.connect(self._suggest_channels)
         self.source_pages = QStackedWidget()
         self.source_pages.addWidget(folder_row)
         self.source_pages.addWidget(self.layers)
@@ -200,6 +201,13 @@ class TrainWidget(QWidget):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
                 self.layers.addItem(item)
+
+    def _suggest_channels(self, *args: Any) -> None:
+        """Gray training layers suggest a gray model, any RGB layer an RGB one."""
+        layers = [self.viewer.layers[name] for name in self.checked_layer_names() if name in self.viewer.layers]
+        if layers:
+            rgb = any(layer.rgb for layer in layers)
+            self.channels.setCurrentIndex(list(CHANNELS.values()).index(3 if rgb else 1))
 
     def checked_layer_names(self) -> list[str]:
         """Names of the image layers ticked as training images."""
