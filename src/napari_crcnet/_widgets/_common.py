@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -383,16 +383,15 @@ class KernelPicker(QWidget):
             return np.asarray(kernels.load_kernel(path), dtype=np.float64)
         return np.asarray(kernels.kernel_from_spec(self.spec()), dtype=np.float64)
 
-    def kernel(self, image_shape: Sequence[int] | None = None) -> np.ndarray:
-        """Validated kernel (float64, sum 1); ``image_shape`` (spatial) adds the size check.
+    def kernel(self) -> np.ndarray:
+        """Validated kernel (float64, odd-sized, sum 1; :func:`napari_crcnet.kernels.validate_kernel`).
 
-        Raises ``ValueError`` (NaN, negative, empty, zero sum, larger than the image...).
+        Raises ``ValueError`` (NaN, negative, empty, zero sum...). The size check against an image is
+        the caller's: ``validate_kernel(picker.raw_kernel(), image_shape=...)``.
         """
         from .. import kernels
 
-        raw = self.raw_kernel()
-        shape = None if image_shape is None else tuple(image_shape)[-raw.ndim :]
-        return kernels.validate_kernel(raw, image_shape=shape)
+        return kernels.validate_kernel(self.raw_kernel())
 
     def set_generated(self, label: str, **values: float) -> None:
         """Select a generated kernel and its parameters (used by tests and scripts)."""
@@ -600,7 +599,8 @@ class LayerInput:
 
 
 def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: bool = False) -> LayerInput:
-    """Cut the array to process out of ``layer`` (never a view that core code could write to).
+    """Cut the array to process out of ``layer``: the layer's own array or a slice of it (no copy; the
+    core functions copy before they compute and never write to their input).
 
     Leading axes (time, or z when the kernel is 2D) are kept whole, or, with ``current_step``, cut to
     the viewer's current position with length 1, so the result lands on the same slice.
@@ -656,7 +656,7 @@ def _step_name(label: str, axis: int) -> str:
 def display_limits(layer: Image) -> tuple[float, float]:
     """The input's contrast limits in the [0, 1] units of the float output (integers were rescaled)."""
     low, high = (float(v) for v in layer.contrast_limits)
-    scale = integer_scale(np.asarray(layer.data[0] if layer.multiscale else layer.data).dtype)
+    scale = integer_scale((layer.data[0] if layer.multiscale else layer.data).dtype)  # no dask compute
     if scale is not None and scale != 1.0:
         low, high = low / scale, high / scale
     return low, high

@@ -64,8 +64,6 @@ from ._common import (
 )
 
 METHODS = ("MMSE", "IRD", "hyper-Laplacian", "CRCNet")
-#: Methods that accept a 3D kernel (volumes); the others work on 2D planes.
-METHODS_3D = ("MMSE", "IRD")
 DEVICES = ("auto", "cpu", "cuda")
 SCOPES = ("all slices / frames", "current step only")
 ALPHAS = (("2/3", 2 / 3), ("1/2", 0.5), ("4/5", 0.8), ("1 (TV)", 1.0))
@@ -309,9 +307,7 @@ class DeblurWidget(QWidget):
         if layer is None:
             raise ValueError("choose an image layer to deblur")
         method = self.method.currentText()
-        raw = self.kernel.raw_kernel()
-        if raw.ndim == 3 and method not in METHODS_3D:
-            raise ValueError(f"{method} works with 2D kernels; a 3D kernel works with MMSE and IRD")
+        raw = self.kernel.raw_kernel()  # a 3D kernel deconvolves volumes (the core checks what supports it)
         source = layer_input(layer, self.viewer, raw.ndim, current_step=self.scope.currentIndex() == 1)
         kernel = kernels.validate_kernel(raw, image_shape=source.spatial_shape)
         options: dict[str, Any] = {"channel_axis": source.channel_axis, "device": self.device.currentText()}
