@@ -53,6 +53,7 @@ from ._common import (
     layer_input,
     looks_like_kernel,
     model_events,
+    notify_error,
     notify_info,
     show_result,
 )
@@ -191,30 +192,32 @@ class TrainWidget(QWidget):
     # ------------------------------------------------------------------------------- inputs
     def _refresh_layers(self, *args: Any) -> None:
         try:
-            checked = set(self.checked_layer_names())
+            checked = self.checked_layers()
+            self.layers.blockSignals(True)
             self.layers.clear()
         except RuntimeError:  # widget closed
             return
         for layer in self.viewer.layers:
             if isinstance(layer, Image) and not looks_like_kernel(layer) and not is_plugin_output(layer):
                 item = QListWidgetItem(layer.name)
+                item.setData(Qt.ItemDataRole.UserRole, layer)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Checked if layer.name in checked else Qt.CheckState.Unchecked)
+                item.setCheckState(Qt.CheckState.Checked if layer in checked else Qt.CheckState.Unchecked)
                 self.layers.addItem(item)
+        self.layers.blockSignals(False)
 
     def _suggest_channels(self, *args: Any) -> None:
         """Gray training layers suggest a gray model, any RGB layer an RGB one."""
-        layers = [self.viewer.layers[name] for name in self.checked_layer_names() if name in self.viewer.layers]
+        layers = self.checked_layers()
         if layers:
             rgb = any(layer.rgb for layer in layers)
             self.channels.setCurrentIndex(list(CHANNELS.values()).index(3 if rgb else 1))
 
-    def checked_layer_names(self) -> list[str]:
-        """Names of the image layers ticked as training images."""
+    def checked_layers(self) -> list[Image]:
+        """The image layers ticked as training images."""
+        items = [self.layers.item(i) for i in range(self.layers.count())]
         return [
-            self.layers.item(i).text()
-            for i in range(self.layers.count())
-            if self.layers.item(i).checkState() == Qt.CheckState.Checked
+            item.data(Qt.ItemDataRole.UserRole) for item in items if item.checkState() == Qt.CheckState.Checked
         ]
 
     def set_training_layers(self, names: list[str]) -> None:
@@ -236,8 +239,7 @@ class TrainWidget(QWidget):
                 raise ValueError("choose a folder of sharp training images")
             return folder
         arrays: list[np.ndarray] = []
-        for name in self.checked_layer_names():
-            layer = self.viewer.layers[name]
+        for layer in self.checked_layers():
             data = np.asarray(layer.data)
             plain = data.shape[-3:-1] if layer.rgb else data.shape[-2:]
             tail = (*plain, 3) if layer.rgb else plain
@@ -290,8 +292,6 @@ class TrainWidget(QWidget):
     # ------------------------------------------------------------------------------- running
     def run(self) -> Any:
         """Start training (returns the worker; None when the inputs are bad)."""
-        from ._common import notify_error
-
         if self.runner.running:
             return None
         try:
