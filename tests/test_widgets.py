@@ -286,7 +286,7 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     blurred, _ = add_sample(viewer, blurred_photo)
     viewer.add_image(data.astronaut()[96:224, 160:288], name="sharp", rgb=True)
     deblur = deblur_widget(viewer)
-    assert deblur.model_names() == []
+    shipped = deblur.model_names()
     train = TrainWidget(viewer)
     viewer.window.add_dock_widget(train)
     assert train.kernel.spec() == "layer:astronaut kernel"
@@ -304,7 +304,8 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     assert train.last_result.steps == 2 and not train.last_result.stopped
     assert (models_dir / "tiny-shake.safetensors").is_file()
     assert "gain" in train.status.text()
-    assert deblur.model_names() == [str(models_dir / "tiny-shake.safetensors")]  # list refreshed
+    path = str(models_dir / "tiny-shake.safetensors")
+    assert deblur.model_names() == [path, *shipped]  # list refreshed, user models first
     preview = viewer.layers["astronaut (blurred) · CRCNet preview (training)"]
     assert preview.data.shape == (256, 256, 3)
     np.testing.assert_array_equal(preview.translate, (128.0, 128.0))  # over the centre crop
@@ -312,6 +313,7 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     # the new model deblurs the photo, with its unit outputs as a hidden gray stack
     deblur.image.value = blurred
     deblur.method.setCurrentText("CRCNet")
+    deblur.model.setCurrentIndex(deblur.model.findData(path))
     run_and_wait(qtbot, deblur)
     assert deblur.runner.outcome == "done", notes
     result = deblur.result_layer(blurred, "CRCNet")
