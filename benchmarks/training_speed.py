@@ -4,7 +4,9 @@ Every variant trains from the same seed on BSDS500 train images (RGB, 21x21 came
 ``shake:21,seed=3``, 1 % noise) for the same number of minutes, then reports steps/second and the PSNR
 gain of the model over the MMSE estimate (at the searched sigma) on 4 held-out BSDS500 test crops (128 px).
 Ratios are relative to the first variant, measured in the same run (the machine is shared: absolute
-steps/s vary with its load, ratios much less).
+steps/s vary with its load, ratios much less). Speed is measured separately, in interleaved rounds (each
+round runs a few steps of every variant in turn, on 12 images, MMSE sigma fixed), and reported as the
+median over rounds, so a change of machine load affects all variants alike.
 
 Usage::
 
@@ -21,14 +23,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DATA, markdown_table, write_results
 
 VARIANTS = [
-    ("default, lr 3e-4, batch 8 x 64 px, bf16", {}),
+    ("default (bf16 + channels_last), lr 3e-4, batch 8 x 64 px", {}),
     ("default, lr 1e-3", {"lr": 1e-3}),
-    ("default, fp32 (no autocast)", {"amp": "off"}),
-    ("default, bf16 + channels_last", {"channels_last": True}),
+    ("default without channels_last", {"channels_last": False}),
+    ("default, fp32 (no autocast), no channels_last", {"amp": "off", "channels_last": False}),
     ("default, batch 4 x 96 px", {"batch": 4, "crop": 96}),
     ("paper config (ReLU IU, blurred input, no skip), lr 1e-3", {"model": "paper", "lr": 1e-3}),
     ("paper config + PReLU IU, lr 1e-3", {"model": {"preset": "paper", "iu_activation": "prelu"}, "lr": 1e-3}),
@@ -41,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="budget per variant (default 3)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", type=int, nargs="*", default=None, help="indices of variants to run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved speed rounds (default 3)")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per variant and round")
+    parser.add_argument("--speed-only", action="store_true", help="skip the fixed-budget quality runs")
     args = parser.parse_args(argv)
     import torch
 
@@ -50,30 +57,47 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 45.0 if args.quick else args.minutes * 60
     train_dir = DATA / "bsds500" / "train"
     test = sorted((DATA / "bsds500" / "test").glob("*.jpg"))[:4]
+    chosen = [(i, label, o) for i, (label, o) in enumerate(VARIANTS) if args.only is None or i in args.only]
+    base = dict(kernel="shake:21,seed=3", images=train_dir, val_images=test, channels=3, noise=0.01,
+                iterations=10**6, batch=8, crop=64, lr=3e-4, warmup=20, val_every=0, val_size=128, seed=0,
+                log_every=10, device="cpu")
+
+    # 1. speed: interleaved rounds, median steps/s per variant
+    small = sorted(train_dir.glob("*.jpg"))[:12]
+    rates: dict[int, list[float]] = {i: [] for i, _, _ in chosen}
+    for round_index in range(args.rounds):
+        for index, label, overrides in chosen:
+            stamps: list[float] = []
+
+            def log(record, stamps=stamps):
+                if record["event"] == "train":
+                    stamps.append(time.perf_counter())
+
+            options = {**base, **overrides, "images": small, "val_images": test[:1], "val_size": 32,
+                       "mmse_sigma": 0.03, "iterations": args.steps + 1, "log_every": 1}
+            train(TrainConfig(**options), log=log)
+            rates[index].append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+            print(f"round {round_index}: {label}: {rates[index][-1]:.3f} steps/s", flush=True)
+    speed = {i: float(np.median(r)) for i, r in rates.items()}
+    base_rate = speed[chosen[0][0]]
+
+    # 2. quality after a fixed wall-clock budget, one variant after the other
     rows = []
-    base_rate = None
-    for index, (label, overrides) in enumerate(VARIANTS):
-        if args.only is not None and index not in args.only:
+    for index, label, overrides in chosen:
+        if args.speed_only:
+            rows.append([label, speed[index], speed[index] / base_rate, "", "", "", "", ""])
             continue
-        options = dict(
-            kernel="shake:21,seed=3", images=train_dir, val_images=test, channels=3, noise=0.01,
-            iterations=10**6, batch=8, crop=64, lr=3e-4, warmup=20, val_every=0, val_size=128, seed=0,
-            log_every=10, time_limit_s=seconds, device="cpu",
-        )
-        options.update(overrides)
-        config = TrainConfig(**options)
-        started = time.perf_counter()
-        result = train(config)
-        wall = time.perf_counter() - started
-        rate = result.steps / max(result.elapsed_s, 1e-9)
-        base_rate = rate if base_rate is None else base_rate
+        result = train(TrainConfig(**{**base, **overrides, "time_limit_s": seconds}))
         v = result.metrics["validation"]
-        rows.append([label, result.steps, rate, rate / base_rate, v["mmse_psnr"], v["model_psnr"], v["gain_psnr"],
-                     v["iu_dead"]])
-        print(f"{label}: {result.steps} steps in {result.elapsed_s:.0f} s ({rate:.3f}/s), "
-              f"gain {v['gain_psnr']:+.2f} dB, {v['iu_dead']}  (wall {wall:.0f} s incl. setup)", flush=True)
-    header = ["variant", "steps", "steps/s", "speed ratio", "MMSE PSNR", "model PSNR", "gain (dB)", "IU dead"]
-    body = (f"Budget: {seconds / 60:.2f} min of training per variant, torch threads = {args.threads}, CPU; "
+        rows.append([label, speed[index], speed[index] / base_rate, result.steps, v["mmse_psnr"], v["model_psnr"],
+                     v["gain_psnr"], v["iu_dead"]])
+        print(f"{label}: {result.steps} steps in {result.elapsed_s:.0f} s, gain {v['gain_psnr']:+.2f} dB, "
+              f"IU dead {v['iu_dead']}", flush=True)
+    header = ["variant", "steps/s (median)", "speed ratio", "steps in budget", "MMSE PSNR", "model PSNR",
+              "gain (dB)", "IU dead"]
+    budget = "speed only" if args.speed_only else f"{seconds / 60:.2f} min of training per variant"
+    body = (f"Speed: median of {args.rounds} interleaved rounds of {args.steps} steps. Quality budget: {budget}; "
+            f"torch threads = {args.threads}, CPU; "
             "RGB, kernel shake:21,seed=3, noise 0.01, BSDS500 train images, validation on 4 BSDS500 test "
             "crops (128 px); warm-up 20 iterations; seed 0. The machine is shared with other jobs, so compare "
             "ratios within this table, not absolute speeds across runs.\n\n" + markdown_table(header, rows))
