@@ -475,6 +475,7 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary readable file
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
