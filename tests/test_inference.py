@@ -87,6 +87,7 @@ def test_fast_paths_match_plain_fp32():
     fast = apply_model(net, None, image, channel_axis=-1, device="cpu", fast=True)
     plain = apply_model(net, None, image, channel_axis=-1, device="cpu", fast=False)
     assert np.max(np.abs(fast - plain)) < 1e-3
+    assert all(p.is_contiguous() for p in net.parameters())  # the caller's model keeps its memory format
 
 
 def test_layouts_time_series_and_channel_first():
@@ -276,3 +277,13 @@ def test_crcnet_high_level(tmp_path, monkeypatch, mmse_function):
     assert forced.shape == image.shape
     with pytest.raises(ValueError, match="3 channels"):
         crcnet(image[..., 0], "tiny", kernel, device="cpu")
+
+
+def test_volume_model_tiles_in_3d():
+    torch.manual_seed(1)
+    net = CRCNet(CRCNetConfig(in_channels=1, n_units=1, iu_channels=2, input="blurred", skip=False, spatial_dims=3))
+    volume = np.random.default_rng(10).random((2, 20, 26, 30), np.float32)  # (T, Z, Y, X)
+    out = apply_model(net, None, volume, tile=24, overlap=net.receptive_radius, device="cpu")
+    expected = untiled(net, volume[:, None])[:, 0].numpy()
+    assert out.shape == volume.shape
+    np.testing.assert_allclose(out, expected, atol=1e-4)

@@ -53,9 +53,9 @@ OVERLAP_MARGIN = 6
 #: Smallest core (tile minus both overlaps) the OOM fallback halves down to before moving to the CPU.
 MIN_CORE = 32
 
-# What fast=True turns on, chosen by benchmarks/inference_speed.py (see benchmarks/results/inference_speed.md):
-# channels_last is faster and equal to fp32 within 1e-6; bfloat16 autocast differs from fp32 by more than
-# 1e-3, so it stays off.
+# What fast=True turns on (CPU only), chosen by benchmarks/inference_speed.py (results in
+# benchmarks/results/inference_speed.md): channels-last tiles and weights are faster and equal to fp32 within
+# 1e-6; bfloat16 autocast is faster still but differs from fp32 by more than 1e-3, so it stays off.
 FAST_CHANNELS_LAST = True
 FAST_BFLOAT16 = False
 
@@ -138,7 +138,18 @@ class _Runner:
         self.fast = fast
         self.return_residues = return_residues
         self.progress = progress
-        self._on_device = model if _model_device(model) == device else copy.deepcopy(model).to(device)
+        self._on_device = self._place(model)
+
+    def _place(self, model: CRCNet) -> CRCNet:
+        """The model on ``self.device`` (a copy when it must move or change memory format; never the caller's)."""
+        channels_last, _ = self._flags()
+        if not channels_last and _model_device(model) == self.device:
+            return model
+        placed = copy.deepcopy(model).to(self.device)
+        if channels_last:  # weights in channels-last too: measured faster than converting the input only
+            fmt = torch.channels_last if model.config.spatial_dims == 2 else torch.channels_last_3d
+            placed = placed.to(memory_format=fmt)
+        return placed
 
     def _flags(self) -> tuple[bool, bool]:
         if not self.fast:
@@ -156,7 +167,7 @@ class _Runner:
         if self.device.type != "cpu":
             warnings.warn(f"out of memory on {self.device} even with small tiles: running on the CPU", stacklevel=4)
             self.device = torch.device("cpu")
-            self._on_device = copy.deepcopy(self.model).to("cpu")
+            self._on_device = self._place(self.model)
             self.tile = self.initial_tile  # the CPU has the host's memory: start over
             return
         raise error
