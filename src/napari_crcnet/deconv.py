@@ -218,7 +218,8 @@ def _geometric_sum(q: torch.Tensor, d: torch.Tensor, terms: int) -> torch.Tensor
         numerator = 1 - torch.pow(q, terms)
     else:
         positive = q > 0
-        stable = -torch.expm1(terms * torch.log1p(-torch.where(positive, d, torch.zeros_like(d))))
+        # q > 0 means d < 1 up to round-off: clamp so log1p never sees -1 - eps
+        stable = -torch.expm1(terms * torch.log1p(-torch.where(positive, d.clamp(max=1.0), torch.zeros_like(d))))
         numerator = torch.where(positive, stable, 1 - torch.pow(q, terms))
     return torch.where(d == 0, torch.full_like(numerator, float(terms)), numerator / safe)
 
