@@ -112,14 +112,15 @@ def test_residues_match_definition_and_sum_to_ird(small):
     sigma = 0.1
     b = blur(small, kernel, noise=0.01, seed=2, boundary="periodic", **F64)
     op = BlurOperator(kernel, boundary="periodic", device="cpu", dtype=torch.float64)
-    residues, partials = ird_residues(b, kernel, sigma, [4, 0, 1, 2, 3, 4], boundary="periodic", **F64)
-    assert residues.shape == (5, *b.shape)
+    residues, partials = ird_residues(b, kernel, sigma, [0, 1, 2, 3, 4, 2], boundary="periodic", **F64)
+    assert residues.shape == (6, *b.shape)
+    np.testing.assert_array_equal(residues[5], residues[2])  # order kept, duplicates allowed
     power = torch.as_tensor(b)  # (sigma' I - H H^T)^n b, built with the operator
     for n in range(5):
         definition = op.adjoint(power).numpy()
         np.testing.assert_allclose(residues[n], definition, atol=1e-12)
         power = (1 - sigma) * power - op.forward(op.adjoint(power))
-    np.testing.assert_allclose(partials, np.cumsum(residues, axis=0), atol=1e-12)
+    np.testing.assert_allclose(partials[:5], np.cumsum(residues[:5], axis=0), atol=1e-12)
     for n in range(5):
         np.testing.assert_allclose(partials[n], ird(b, kernel, sigma, n, boundary="periodic", **F64), atol=1e-12)
 
@@ -129,12 +130,14 @@ def test_partial_sums_include_every_term_and_progress(photo):
     b = blur(photo, kernel, noise=0.01, seed=0, **F64)
     calls = []
     got = list(iter_ird_residues(b, kernel, 0.05, [50, 3], progress=lambda d, t: calls.append((d, t)), **F64))
-    assert [n for n, _, _ in got] == [3, 50]
+    assert [n for n, _, _ in got] == [50, 3]
     assert calls == [(1, 2), (2, 2)]
-    np.testing.assert_allclose(got[1][2], ird(b, kernel, 0.05, 50, **F64), atol=1e-10)
-    assert got[1][1].dtype == np.float64
+    np.testing.assert_allclose(got[0][2], ird(b, kernel, 0.05, 50, **F64), atol=1e-10)
+    assert got[0][1].dtype == np.float64
     _, residue, partial = next(iter_ird_residues(b, kernel, 0.05, [2]))
     assert residue.dtype == np.float32 and partial.shape == b.shape
+    _, _, auto = next(iter_ird_residues(b, kernel, None, [7], **F64))  # sigma None: the noise-aware default
+    np.testing.assert_allclose(auto, ird(b, kernel, None, 7, **F64), atol=1e-12)
 
 
 # -------------------------------------------------------------------------------- adjointness

@@ -434,7 +434,7 @@ def _ird_iterative(
 def iter_ird_residues(
     image: Any,
     kernel: Any,
-    sigma: float,
+    sigma: float | None,
     ns: Iterable[int],
     *,
     fx: Any = None,
@@ -444,7 +444,7 @@ def iter_ird_residues(
     dtype: Any = np.float32,
     progress: ProgressCallback | None = None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Yield ``(n, residue_n, partial_sum_n)`` for each requested ``n`` (ascending, duplicates removed).
+    """Yield ``(n, residue_n, partial_sum_n)`` for each requested ``n``, in the order given.
 
     ``residue_n = Cx H^T (sigma' I - H Cx H^T)^n b = Fx conj(K) q^n B`` (the paper's Fig. 3 components) and
     ``partial_sum_n = sum_{m=0}^{n} residue_m = ird(b, k, sigma, n)``, the IRD estimate after ``n``
@@ -457,7 +457,7 @@ def iter_ird_residues(
     Parameters
     ----------
     image, kernel, sigma, fx, channel_axis, boundary, device, dtype
-        As for :func:`ird` (sigma is required here, in (0, 1]).
+        As for :func:`ird` (sigma in (0, 1]; None: ``suggest_sigma(estimate_noise(image))``).
     ns : iterable of int
         Non-negative iteration indices.
     progress : callable, optional
@@ -468,11 +468,11 @@ def iter_ird_residues(
     (int, numpy.ndarray, numpy.ndarray)
         ``n``, the residue and the partial sum, each float32 of the input's shape.
     """
-    ns = sorted({_check_count(n, "every n in ns") for n in ns})
+    ns = [_check_count(n, "every n in ns") for n in ns]
     if not ns:
         raise ValueError("ns must contain at least one iteration index")
     problem = _Problem(image, kernel, channel_axis, boundary, device, dtype)
-    sigma = _check_sigma(sigma)
+    sigma = _default_sigma(image, channel_axis) if sigma is None else _check_sigma(sigma)
     A, q, d = _ird_terms(problem, sigma, _fx_transfer(problem, _check_fx(fx, problem.kernel.ndim)))
     op = problem.operator
     spectrum = op.to_fourier(problem.tensor().to(op.dtype))
@@ -484,11 +484,11 @@ def iter_ird_residues(
 
 
 def ird_residues(
-    image: Any, kernel: Any, sigma: float, ns: Iterable[int], **options: Any
+    image: Any, kernel: Any, sigma: float | None, ns: Iterable[int], **options: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """All of :func:`iter_ird_residues` at once: ``(residues, partial_sums)``, stacked on a new axis 0.
 
-    Both arrays have shape ``(len(unique ns), *image.shape)``, in ascending ``n``; ``options`` are the
+    Both arrays have shape ``(len(ns), *image.shape)``, in the order of ``ns``; ``options`` are the
     keyword options of :func:`iter_ird_residues`.
     """
     residues, partials = [], []
