@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = recipe_config(recipe, device=args.device,
-                           time_limit_s=args.minutes * 60 if args.minutes else None)
+                           time_limit_s=args.minutes * 60 if args.minutes is not None else None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
