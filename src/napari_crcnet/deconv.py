@@ -154,11 +154,16 @@ class _Problem:
 
     def apply(self, response: torch.Tensor, progress: ProgressCallback | None = None) -> np.ndarray:
         """``S irfftn(response * rfftn(P b))`` for every image of the batch; returns the input-shaped array."""
-        out = np.empty(self.batch.shape, dtype=self.out_dtype)
         parts = list(self.chunks())
+        out = None if len(parts) == 1 else np.empty(self.batch.shape, dtype=self.out_dtype)
         for i, part in enumerate(parts):
-            result = self.operator.filter(self.tensor(part), lambda K: response)
-            out[part] = result.cpu().numpy()
+            spectrum = self.operator.to_fourier(self.tensor(part))
+            spectrum.mul_(response)  # in place: one grid-sized complex buffer less per call
+            result = self.operator.from_fourier(spectrum, self.spatial).cpu().numpy()
+            if out is None:
+                out = result  # a single chunk: no extra copy
+            else:
+                out[part] = result
             report(progress, i + 1, len(parts))
         return self.finish(out)
 
