@@ -106,6 +106,20 @@ def test_tiny_sigma_float32_geometric_series_is_stable(photo):
     assert np.abs(x32 - x64).max() < 1e-3
 
 
+def test_response_cache_never_returns_stale_filters(small):
+    from napari_crcnet import operators
+
+    kernel = gaussian(1.0, 2)
+    first = ird(small, kernel, 0.05, 10, **F64)
+    np.testing.assert_array_equal(ird(small, kernel, 0.05, 10, **F64), first)  # cached response, same result
+    assert not np.allclose(ird(small, kernel, 0.05, 11, **F64), first)
+    assert not np.allclose(ird(small, kernel, 0.06, 10, **F64), first)
+    assert not np.allclose(mmse(small, kernel, 0.05, prior="laplacian", **F64), mmse(small, kernel, 0.05, **F64))
+    operators._OPERATOR_CACHE.clear()  # a new operator object: rebuilt, same values
+    np.testing.assert_allclose(ird(small, kernel, 0.05, 10, **F64), first, atol=1e-14)
+    assert not np.allclose(ird(small, motion(5), 0.05, 10, **F64), first)
+
+
 # --------------------------------------------------------------------------------- residues
 def test_residues_match_definition_and_sum_to_ird(small):
     kernel = motion(5)

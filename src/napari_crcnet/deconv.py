@@ -35,7 +35,9 @@ from __future__ import annotations
 
 import math
 import operator as _operator
-from collections.abc import Iterable, Iterator
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,12 @@ __all__ = [
 
 #: Real-grid elements processed per chunk (bounds memory for long stacks; ~16M samples).
 _CHUNK_ELEMENTS = 1 << 24
+
+#: Fourier responses (MMSE / IRD filters) of recent calls, keyed by operator, grid and parameters: re-running
+#: with the same kernel and parameters (a widget working frame by frame, a parameter sweep over images) skips
+#: rebuilding them. Entries hold a weak reference to their operator, so a new operator never hits a stale one.
+_RESPONSE_CACHE: OrderedDict[tuple, tuple[weakref.ref, torch.Tensor]] = OrderedDict()
+_RESPONSE_CACHE_SIZE = 8
 
 # suggest_sigma rule, fitted by benchmarks/sigma_calibration.py (see benchmarks/results/sigma_calibration.md):
 # best MMSE sigma (prior=None, taper boundary) ~= _SIGMA_COEF * noise_std ** _SIGMA_POWER, clipped.
@@ -166,6 +174,19 @@ class _Problem:
                 out[part] = result
             report(progress, i + 1, len(parts))
         return self.finish(out)
+
+    def response(self, key: tuple, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The Fourier response ``build()`` on this grid, from a small LRU cache keyed by ``key``."""
+        full = (id(self.operator), self.grid, *key)
+        entry = _RESPONSE_CACHE.get(full)
+        if entry is not None and entry[0]() is self.operator:
+            _RESPONSE_CACHE.move_to_end(full)
+            return entry[1]
+        response = build()
+        _RESPONSE_CACHE[full] = (weakref.ref(self.operator), response)
+        while len(_RESPONSE_CACHE) > _RESPONSE_CACHE_SIZE:
+            _RESPONSE_CACHE.popitem(last=False)
+        return response
 
     def transfer_of(self, stencil: np.ndarray) -> torch.Tensor:
         """Transfer function of another (centred, odd-sized) stencil on this problem's FFT grid."""
@@ -333,14 +354,16 @@ def mmse(
         raise ValueError(f"prior must be None or 'laplacian', not {prior!r}")
     problem = _Problem(image, kernel, channel_axis, boundary, device, dtype)
     sigma = _default_sigma(image, channel_axis, None) if sigma is None else _check_sigma(sigma, None)
-    K = problem.operator.transfer(problem.grid)
-    power = K.real**2 + K.imag**2
-    if prior == "laplacian":
-        L = problem.transfer_of(laplacian_stencil(problem.kernel.ndim))
-        denominator = power + sigma * (L.real**2 + L.imag**2)
-    else:
-        denominator = power + sigma
-    return problem.apply(K.conj() / denominator, progress)
+
+    def build() -> torch.Tensor:
+        K = problem.operator.transfer(problem.grid)
+        power = K.real**2 + K.imag**2
+        if prior == "laplacian":
+            L = problem.transfer_of(laplacian_stencil(problem.kernel.ndim))
+            return K.conj() / (power + sigma * (L.real**2 + L.imag**2))
+        return K.conj() / (power + sigma)
+
+    return problem.apply(problem.response(("mmse", prior, sigma), build), progress)
 
 
 # ------------------------------------------------------------------------------------------- IRD
@@ -404,8 +427,13 @@ def ird(
     sigma = _default_sigma(image, channel_axis) if sigma is None else _check_sigma(sigma)
     fx = _check_fx(fx, problem.kernel.ndim)
     if method == "closed_form":
-        A, q, d = _ird_terms(problem, sigma, _fx_transfer(problem, fx))
-        return problem.apply(A * _geometric_sum(q, d, n_iter + 1), progress)
+
+        def build() -> torch.Tensor:
+            A, q, d = _ird_terms(problem, sigma, _fx_transfer(problem, fx))
+            return A * _geometric_sum(q, d, n_iter + 1)
+
+        fx_key = None if fx is None else (fx.shape, fx.tobytes())
+        return problem.apply(problem.response(("ird", sigma, n_iter, fx_key), build), progress)
     return _ird_iterative(problem, sigma, n_iter, fx, progress)
 
 
