@@ -98,6 +98,16 @@ def run_case(x: np.ndarray, b: np.ndarray, k: np.ndarray, quick: bool) -> dict[s
     return results
 
 
+def run_note() -> str:
+    """How the run was made: niceness and the machine's load (it is shared), for the results table."""
+    import os
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"\nRun at niceness {os.nice(0)} with {torch.get_num_threads()} torch thread(s); load average at the end "
+            f"(1, 5, 15 min): {load} on a shared machine, so absolute times are noisy: compare the side-by-side "
+            "ratios.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 images (center 128x128 crops), 3 kernels")
@@ -148,6 +158,7 @@ def main() -> None:
         "interior PSNR shows what it does away from them. skimage's wiener is periodic with a Laplacian "
         "regulariser.\n"
     )
+    body += run_note()
     write_results("quality_levin" + ("_quick" if args.quick else ""), "Quality on Set12 x Levin kernels, 1 % noise",
                   body)
 

@@ -89,6 +89,16 @@ def fit_power_law(noise: np.ndarray, value: np.ndarray) -> tuple[float, float]:
     return float(math.exp(log_c)), float(p)
 
 
+def run_note() -> str:
+    """How the run was made: niceness and the machine's load (it is shared), for the results table."""
+    import os
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"\nRun at niceness {os.nice(0)} with {torch.get_num_threads()} torch thread(s); load average at the end "
+            f"(1, 5, 15 min): {load} on a shared machine, so absolute times are noisy: compare the side-by-side "
+            "ratios.\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 images, 2 kernels, 3 noise levels")
@@ -163,6 +173,7 @@ def main() -> None:
         "'loss' = mean PSNR lost against the per-image best parameter when the rule is fed the true or the "
         "estimated noise level.\n\n" + markdown_table(header, rows)
     )
+    body += run_note()
     write_results("sigma_calibration" + ("_quick" if args.quick else ""), "Calibration of suggest_sigma and "
                   "suggest_lambda", body)
 
