@@ -21,6 +21,15 @@ from napari_crcnet.operators import BOUNDARIES, BlurOperator
 F64 = {"dtype": np.float64, "device": "cpu"}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small arrays: one thread avoids OpenMP spin-waits on a shared, oversubscribed CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def gaussian(sigma: float, radius: int, ndim: int = 2) -> np.ndarray:
     grid = np.mgrid[(slice(-radius, radius + 1),) * ndim]
     kernel = np.exp(-sum(g**2 for g in grid) / (2 * sigma**2))

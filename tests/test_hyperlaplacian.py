@@ -12,6 +12,15 @@ from napari_crcnet.hyperlaplacian import beta_schedule, hyper_laplacian, shrink,
 from napari_crcnet.metrics import psnr
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Small arrays: one thread avoids OpenMP spin-waits on a shared, oversubscribed CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def gaussian(sigma: float, radius: int) -> np.ndarray:
     yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     kernel = np.exp(-(yy**2 + xx**2) / (2 * sigma**2))
