@@ -47,7 +47,9 @@ _LAM_MIN = 10.0
 _LAM_MAX = 1e5
 
 
-def beta_schedule(beta_start: float = 1.0, beta_rate: float = 2 * math.sqrt(2), beta_max: float = 256.0):
+def beta_schedule(
+    beta_start: float = 1.0, beta_rate: float = 2 * math.sqrt(2), beta_max: float = 256.0
+) -> list[float]:
     """The continuation weights ``beta_start * beta_rate^i`` not exceeding ``beta_max`` (6 values by default)."""
     if not (beta_start > 0 and beta_rate > 1 and beta_max >= beta_start):
         raise ValueError("need beta_start > 0, beta_rate > 1 and beta_max >= beta_start")
