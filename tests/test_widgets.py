@@ -28,6 +28,18 @@ WAIT_MS = 120_000
 
 
 # ------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small arrays: one torch thread avoids OpenMP spin-waits on a shared, oversubscribed CPU (and the
+    worker threads still leave the GUI thread free)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def notes(monkeypatch):
     """Record napari notifications instead of showing them: ``{"error": [...], "info": [...]}``."""
