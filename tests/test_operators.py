@@ -18,7 +18,12 @@ def random_kernel(shape):
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize(
     ("kernel_shape", "image_shape"),
-    [((5, 7), (2, 40, 33)), ((3, 5, 5), (1, 12, 20, 21)), ((9, 9), (3, 2, 17, 30))],
+    [
+        ((5, 7), (2, 40, 33)),
+        ((3, 5, 5), (1, 12, 20, 21)),
+        ((9, 9), (3, 2, 17, 30)),
+        ((15, 15), (1, 16, 20)),  # pads wider than the image: the gather path
+    ],
 )
 def test_adjoint_is_exact(boundary, kernel_shape, image_shape):
     op = BlurOperator(random_kernel(kernel_shape), boundary=boundary, device="cpu", dtype=torch.float64)

@@ -172,10 +172,16 @@ class BlurOperator:
         shape = self._spatial(x)
         if self.boundary == "periodic":
             return x
-        _widths, indices, window = self._padding_plan(shape)
+        widths, indices, window = self._padding_plan(shape)
         out = x
-        for axis, index in enumerate(indices):
-            out = out.index_select(x.ndim - self.ndim + axis, index)
+        for axis, (index, (before, after)) in enumerate(zip(indices, widths)):
+            dim = x.ndim - self.ndim + axis
+            n = shape[axis]
+            if before <= n and after <= n:  # mirror by slicing: ~10x faster than a gather
+                mirrored = [out.narrow(dim, 0, before).flip(dim), out, out.narrow(dim, n - after, after).flip(dim)]
+                out = torch_cat(mirrored, dim)
+            else:  # pads wider than the image reflect more than once: gather by index
+                out = out.index_select(dim, index)
         if window is not None:
             dims = tuple(range(-self.ndim, 0))
             mean = x.mean(dim=dims, keepdim=True)
@@ -186,7 +192,7 @@ class BlurOperator:
         """Adjoint of :meth:`pad`: fold a grid-sized ``y`` back onto an image of spatial ``shape`` (``P^T y``)."""
         if self.boundary == "periodic":
             return y
-        _widths, indices, window = self._padding_plan(tuple(shape))
+        widths, indices, window = self._padding_plan(tuple(shape))
         dims = tuple(range(-self.ndim, 0))
         if window is not None:
             mean_part = ((1 - window) * y).sum(dim=dims, keepdim=True) / float(np.prod(shape))
@@ -194,11 +200,18 @@ class BlurOperator:
         out = y
         lead = y.ndim - self.ndim
         for axis in reversed(range(self.ndim)):
-            index = indices[axis]
-            target_shape = list(out.shape)
-            target_shape[lead + axis] = shape[axis]
-            folded = out.new_zeros(target_shape)
-            out = folded.index_add(lead + axis, index, out)
+            dim = lead + axis
+            n = shape[axis]
+            before, after = widths[axis]
+            if before <= n and after <= n:  # add the mirrored margins back onto the pixels they copy
+                folded = out.narrow(dim, before, n).clone()
+                folded.narrow(dim, 0, before).add_(out.narrow(dim, 0, before).flip(dim))
+                folded.narrow(dim, n - after, after).add_(out.narrow(dim, before + n, after).flip(dim))
+            else:
+                target_shape = list(out.shape)
+                target_shape[dim] = n
+                folded = out.new_zeros(target_shape).index_add(dim, indices[axis], out)
+            out = folded
         if window is not None:
             out = out + mean_part
         return out
@@ -283,6 +296,13 @@ class BlurOperator:
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.kernel.shape))
         return f"BlurOperator(kernel {shape}, boundary={self.boundary!r}, device={self.device}, dtype={self.dtype})"
+
+
+def torch_cat(tensors: list, dim: int):
+    """``torch.cat`` (imported lazily)."""
+    import torch
+
+    return torch.cat(tensors, dim)
 
 
 def torch_fft():
