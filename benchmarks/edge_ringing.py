@@ -73,7 +73,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 1 + len(BOUNDARIES), figsize=(3.2 * (1 + len(BOUNDARIES)), 3.4), dpi=90)
+    fig, axes = plt.subplots(1, 1 + len(BOUNDARIES), figsize=(3.2 * (1 + len(BOUNDARIES)), 3.4), dpi=60)
     axes[0].imshow(np.clip(blurred, 0, 1))
     axes[0].set_title("blurred input", fontsize=9)
     for ax, boundary in zip(axes[1:], BOUNDARIES):
