@@ -19,7 +19,8 @@ What it measures
    output from ``fp32`` (image in [0, 1] units). ``fast=True`` enables only what stays within 1e-3.
 2. Peak memory: a fresh subprocess runs tiled inference of the default configuration (MMSE input,
    21x21 kernel) on a uint8 RGB image of 4096x4096 (2048 with ``--quick``) and reports its peak resident
-   set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), next to the RSS before the image existed.
+   set size (``VmHWM`` of ``/proc/self/status``; ``ru_maxrss`` would include the parent's, inherited across
+   fork+exec), next to the peak before the image existed (imports, model, warm-up).
 
 The network is the paper configuration with random weights unless ``--model`` names a trained one
 (speed does not depend on the weights; the differences do a little).
@@ -65,6 +66,7 @@ HEADER = [
     "min / min fp32",
     "max abs diff vs fp32",
 ]
+SPEED_HEADER = "## Speed"
 MEMORY_HEADER = "## Peak memory of tiled inference"
 
 
@@ -135,9 +137,7 @@ def speed(model_name: str | None, sizes: list[int], rounds: dict[int, int]) -> t
                     ]
                 )
                 raw[f"{size}/{name}"] = {"times": times[name], "max_abs_diff": diff}
-            print(
-                markdown_table(["image", "variant", "s", "Mpx/s", "time / fp32", "max abs diff"], rows[-len(names) :])
-            )
+            print(markdown_table(HEADER, rows[-len(names) :]))
     finally:
         inference.FAST_CHANNELS_LAST, inference.FAST_BFLOAT16 = saved
     table = markdown_table(HEADER, rows)
@@ -157,12 +157,23 @@ kernel = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * 2.0 ** 2)); kernel /
 net = CRCNet(CRCNetConfig(in_channels=3)).eval()
 card = {"kernel": kernel.tolist(), "mmse_sigma": 1e-3}
 apply_model(net, card, np.zeros((64, 64, 3), np.uint8), channel_axis=-1, device="cpu")  # warm-up
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb():
+    # VmHWM: high-water RSS of this process's own address space. ru_maxrss is NOT usable here: Linux
+    # carries the parent's high-water mark into a fork+exec'd child.
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before = peak_mb()
 image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
 start = time.perf_counter()
 out = apply_model(net, card, image, channel_axis=-1, device="cpu")
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = peak_mb()
 print(json.dumps({"size": size, "rss_before_mb": before, "peak_rss_mb": peak, "seconds": seconds,
                   "output_mb": out.nbytes / 2**20}))
 """
@@ -187,7 +198,8 @@ def memory(size: int, threads: int) -> tuple[str, dict]:
         ]
     ]
     table = markdown_table(
-        ["image", "RSS before (MB)", "peak RSS (MB)", "peak - before (MB)", "output (MB)", "time (s)"], rows
+        ["image", "peak RSS before the image (MB)", "peak RSS (MB)", "peak - before (MB)", "output (MB)", "time (s)"],
+        rows,
     )
     print(table)
     return table, data
@@ -199,9 +211,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared machine)")
     parser.add_argument("--model", default=None, help="a trained model name or path (default: random paper net)")
     parser.add_argument(
-        "--no-memory",
-        action="store_true",
-        help="skip the peak-memory subprocess (keeps the memory section of an existing results file)",
+        "--no-memory", action="store_true", help="skip the memory run (keeps that section of the last results)"
+    )
+    parser.add_argument(
+        "--no-speed", action="store_true", help="skip the timings (keeps that section of the last results)"
     )
     parser.add_argument(
         "--rounds",
@@ -216,35 +229,49 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    sizes = [256] if args.quick else [256, 1024]
-    rounds = {256: 3 if args.quick else args.rounds[0], 1024: args.rounds[1]}
-    speed_table, _ = speed(args.model, sizes, rounds)
-    body = (
-        f"Network: {'model ' + args.model if args.model else 'paper RGB configuration, random weights'}; "
-        "`apply_model` with default tiles (256 px, overlap 24), CPU. Variants timed interleaved "
-        f"({', '.join(f'{rounds[s]} rounds at {s} px' for s in sizes)}); median time, median per-round ratio "
-        "to fp32, max abs difference of the output from fp32 (image in [0, 1]).\n\n" + speed_table
-    )
     name = "inference_speed" + ("_quick" if args.quick else "")
+    previous = RESULTS / f"{name}.md"
+    previous_text = previous.read_text() if previous.exists() else ""
+    sections = []
+    if not args.no_speed:
+        sizes = [256] if args.quick else [256, 1024]
+        rounds = {256: 3 if args.quick else args.rounds[0], 1024: args.rounds[1]}
+        speed_table, _ = speed(args.model, sizes, rounds)
+        model = "model " + args.model if args.model else "paper RGB configuration, random weights"
+        sections.append(
+            f"{SPEED_HEADER}\n\nNetwork: {model}; `apply_model` with default tiles (256 px, overlap 24), CPU. "
+            f"Variants timed interleaved ({', '.join(f'{rounds[s]} rounds at {s} px' for s in sizes)}); "
+            "median time, min time, median per-round ratio to fp32, ratio of min times, max abs difference "
+            "of the output from fp32 (image in [0, 1]).\n\n" + speed_table
+        )
+    else:
+        sections.append(_kept(previous_text, SPEED_HEADER))
     if not args.no_memory:
         size = 2048 if args.quick else 4096
         memory_table, _ = memory(size, args.threads)
-        body += (
-            f"\n{MEMORY_HEADER}\n\nDefault configuration (MMSE input, 21x21 Gaussian kernel; "
+        sections.append(
+            f"{MEMORY_HEADER}\n\nDefault configuration (MMSE input, 21x21 Gaussian kernel; "
             "the MMSE estimate is computed one whole plane at a time, then the network runs on 256 px "
-            "tiles), fresh subprocess, `ru_maxrss`. Target: < 2 GB at 4096x4096.\n\n" + memory_table
+            "tiles), fresh subprocess, peak RSS = `VmHWM`. Target: < 2 GB at 4096x4096.\n\n" + memory_table
         )
-    else:  # keep the memory section of the previous run (it takes long), saying where it came from
-        previous = RESULTS / f"{name}.md"
-        text = previous.read_text() if previous.exists() else ""
-        if MEMORY_HEADER in text:
-            dated = next((line for line in text.splitlines() if line.startswith("Date:")), "Date: ?")
-            kept = text[text.index(MEMORY_HEADER) :]
-            if "(Kept from" not in kept:
-                note = f"{MEMORY_HEADER}\n\n(Kept from the previous full run, {dated.strip()})"
-                kept = kept.replace(MEMORY_HEADER, note, 1)
-            body += "\n" + kept
-    write_results(name, "CRCNet inference speed and memory", body)
+    else:
+        sections.append(_kept(previous_text, MEMORY_HEADER))
+    write_results(name, "CRCNet inference speed and memory", "\n".join(s for s in sections if s))
+
+
+def _kept(text: str, header: str) -> str:
+    """The ``header`` section of a previous results file (a skipped part), marked with that run's date."""
+    if header not in text:
+        return ""
+    start = text.index(header)
+    end = min(
+        (text.index(h, start + 1) for h in (SPEED_HEADER, MEMORY_HEADER) if h in text[start + 1 :]), default=len(text)
+    )
+    kept = text[start:end].rstrip() + "\n"
+    if "(Kept from" not in kept:
+        dated = next((line for line in text.splitlines() if line.startswith("Date:")), "Date: ?").strip()
+        kept = kept.replace(header, f"{header}\n\n(Kept from a previous run, {dated})", 1)
+    return kept
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ OVERLAP_MARGIN = 6
 MIN_CORE = 32
 
 # What fast=True turns on (CPU only), chosen by benchmarks/inference_speed.py (results in
-# benchmarks/results/inference_speed.md): channels-last tiles and weights are faster and equal to fp32 within
-# 1e-6; bfloat16 autocast is faster still but differs from fp32 by more than 1e-3, so it stays off.
+# benchmarks/results/inference_speed.md; paper RGB net, 1 thread, AMD EPYC): channels-last tiles and weights
+# take 0.86-0.91x the fp32 time and differ from it by 1e-6; bfloat16 autocast (+ channels-last) takes
+# 0.35-0.5x but differs by 3.4e-3 to 3.8e-3 (> 1e-3), so it stays off.
 FAST_CHANNELS_LAST = True
 FAST_BFLOAT16 = False
 
