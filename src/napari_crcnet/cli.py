@@ -123,7 +123,7 @@ def _models(args: argparse.Namespace) -> int:
     if not cards:
         print("no models found")
     for card in cards:
-        shape = "x".join(str(len(a)) for a in (card["kernel"], card["kernel"][0]))
+        shape = "x".join(map(str, card.get("kernel_shape") or ["?"]))
         gain = card.get("metrics", {}).get("gain_over_mmse_db")
         gain_text = f", +{gain:.2f} dB over MMSE" if isinstance(gain, (int, float)) else ""
         print(f"{card['name']}: {card.get('description', '')} (kernel {shape}{gain_text}) [{card['path']}]")
