@@ -58,3 +58,13 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def run_note() -> str:
+    """How the run was made: niceness, torch threads and the machine's load, for the results table."""
+    import torch
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"\nRun at niceness {os.nice(0)} with {torch.get_num_threads()} torch thread(s); load average at the end "
+            f"(1, 5, 15 min): {load}. The machine may be shared, so absolute times are noisy: compare the "
+            "side-by-side ratios.\n")

@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from _common import DATA, markdown_table, write_results
+from _common import DATA, markdown_table, run_note, write_results
 from napari_crcnet import deconv, hyperlaplacian, io, kernels
 from napari_crcnet.metrics import psnr, ssim
 from napari_crcnet.operators import BOUNDARIES
@@ -96,16 +96,6 @@ def run_case(x: np.ndarray, b: np.ndarray, k: np.ndarray, quick: bool) -> dict[s
     )
     results["blurred input"] = best(x, [("-", b)])
     return results
-
-
-def run_note() -> str:
-    """How the run was made: niceness and the machine's load (it is shared), for the results table."""
-    import os
-
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"\nRun at niceness {os.nice(0)} with {torch.get_num_threads()} torch thread(s); load average at the end "
-            f"(1, 5, 15 min): {load} on a shared machine, so absolute times are noisy: compare the side-by-side "
-            "ratios.\n")
 
 
 def main() -> None:

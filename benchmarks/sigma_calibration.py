@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from _common import DATA, markdown_table, write_results
+from _common import DATA, markdown_table, run_note, write_results
 from napari_crcnet import deconv, hyperlaplacian, io, kernels
 from napari_crcnet.metrics import psnr
 
@@ -87,16 +87,6 @@ def fit_power_law(noise: np.ndarray, value: np.ndarray) -> tuple[float, float]:
     """``value = c * noise^p`` by least squares on logs; returns ``(c, p)``."""
     p, log_c = np.polyfit(np.log(noise), np.log(value), 1)
     return float(math.exp(log_c)), float(p)
-
-
-def run_note() -> str:
-    """How the run was made: niceness and the machine's load (it is shared), for the results table."""
-    import os
-
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"\nRun at niceness {os.nice(0)} with {torch.get_num_threads()} torch thread(s); load average at the end "
-            f"(1, 5, 15 min): {load} on a shared machine, so absolute times are noisy: compare the side-by-side "
-            "ratios.\n")
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from _common import markdown_table, write_results
+from _common import markdown_table, run_note, write_results
 from napari_crcnet import deconv, kernels, operators
 from napari_crcnet.operators import BOUNDARIES
 
@@ -36,16 +36,6 @@ def timed(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
             if round_:  # round 0 warms caches and allocators
                 times[name].append(elapsed)
     return {name: statistics.median(values) for name, values in times.items()}
-
-
-def run_note() -> str:
-    """How the run was made: niceness and the machine's load (it is shared), for the results table."""
-    import os
-
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    return (f"\nRun at niceness {os.nice(0)} with {torch.get_num_threads()} torch thread(s); load average at the end "
-            f"(1, 5, 15 min): {load} on a shared machine, so absolute times are noisy: compare the side-by-side "
-            "ratios.\n")
 
 
 def main() -> None:
