@@ -27,7 +27,7 @@ for tests) of the input's shape; the input is never modified.
 References
 ----------
 H. C. Andrews and B. R. Hunt, *Digital Image Restoration*, Prentice-Hall, 1977.
-L. Li et al. / CRCNet: "Deep Non-Blind Deblurring via Concatenated Residual CNN", IJCAI 2019 (the paper).
+The CRCNet paper (MMSE deconvolution, eqs. 5-11, and Algorithm 1, Iterative Residue Deconvolution).
 J. Immerkaer, "Fast noise variance estimation", CVIU 64(2), 1996 (the noise estimator's mask).
 """
 

@@ -1,4 +1,4 @@
-"""CRCNet: the Concatenated Residual Convolutional Network (Zhang et al., IJCAI 2019, section 3).
+"""CRCNet: the Concatenated Residual Convolutional Network (the CRCNet paper, section 3).
 
 The network imitates the Iterative Residual Deconvolution (IRD) expansion of the MMSE solution,
 
@@ -186,7 +186,7 @@ class IntegrativeUnit(nn.Module):
 
 
 class CRCNet(nn.Module):
-    """The CRCNet of Zhang et al. (IJCAI 2019); see the module docstring for the architecture.
+    """The CRCNet of the paper; see the module docstring for the architecture.
 
     Parameters
     ----------
