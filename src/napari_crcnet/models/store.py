@@ -30,7 +30,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +157,27 @@ def _weights_path(path: Any) -> Path:
     return path
 
 
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write ``path`` through ``write(tmp_path)``, fsync, then ``os.replace``: readers see the old or the new file.
+
+    The temporary file lives in the target's folder (``os.replace`` is atomic within one file system) and is
+    removed if ``write`` fails; the result is an ordinary 0644 file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
 def save_model(path: Any, model: CRCNet, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``model`` to ``path`` (``.safetensors``) and its card to the same path with ``.json``.
 
@@ -202,26 +223,8 @@ def save_model(path: Any, model: CRCNet, card: dict[str, Any] | None = None) -> 
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    card_path = path.with_suffix(CARD_SUFFIX)
-    temporaries: list[str] = []
-    try:
-        fd, tmp_weights = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        os.close(fd)
-        temporaries.append(tmp_weights)
-        save_file(tensors, tmp_weights, metadata={"card": text})
-        fd, tmp_card = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-        temporaries.append(tmp_card)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_weights, path)
-        os.replace(tmp_card, card_path)
-    finally:
-        for tmp in temporaries:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(tmp)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"card": text}))
+    atomic_write(path.with_suffix(CARD_SUFFIX), lambda tmp: Path(tmp).write_text(text + "\n", encoding="utf-8"))
     return card
 
 

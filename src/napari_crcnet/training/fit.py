@@ -28,7 +28,6 @@ import datetime as _dt
 import json
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ import torch
 
 from .._arrays import resolve_device
 from .._progress import Cancelled, ProgressCallback
+from ..models.store import atomic_write
 from ..operators import DEFAULT_BOUNDARY, BlurOperator
 from .data import PairSynthesizer, find_images, load_images
 from .loss import PAPER_ALPHA, PAPER_GAMMA, crcnet_loss
@@ -466,22 +466,6 @@ def checkpoint_json_path(path: Any) -> Path:
     return path.with_suffix(".json") if path.suffix == ".safetensors" else path.with_name(path.name + ".json")
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write ``path`` through ``write(tmp_path)`` then ``os.replace``: readers see the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is an ordinary readable file
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-
-
 def _write_tensors(tensors: dict[str, torch.Tensor], tmp: str, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
@@ -516,13 +500,13 @@ def save_checkpoint(
         saved=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     text = json.dumps(document, allow_nan=True)
-    _atomic_write(path, lambda tmp: _write_tensors(tensors, tmp, {_META_KEY: text}))
+    atomic_write(path, lambda tmp: _write_tensors(tensors, tmp, {_META_KEY: text}))
 
     def write_json(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=1, allow_nan=True)
 
-    _atomic_write(checkpoint_json_path(path), write_json)
+    atomic_write(checkpoint_json_path(path), write_json)
     return path
 
 
