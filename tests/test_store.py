@@ -181,3 +181,16 @@ def test_weights_not_matching_config_are_refused(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="do not fit"):
         load_model(tmp_path / "m", device="cpu")
+
+
+def test_saved_card_holds_no_machine_specific_path(tmp_path):
+    from napari_crcnet.models.crcnet import CRCNet, CRCNetConfig
+    from napari_crcnet.models.store import load_model, save_model
+
+    model = CRCNet(CRCNetConfig(in_channels=1, n_units=2))
+    save_model(tmp_path / "m.safetensors", model, {"kernel": np.ones((3, 3)) / 9})
+    _, card = load_model(tmp_path / "m.safetensors", device="cpu")
+    assert card["path"]  # the loader tells the caller where the file is ...
+    save_model(tmp_path / "copy.safetensors", model, card)  # ... but a re-saved card does not keep it
+    written = json.loads((tmp_path / "copy.json").read_text())
+    assert not {"path", "source", "kernel_shape"} & set(written)

@@ -157,6 +157,10 @@ def _weights_path(path: Any) -> Path:
     return path
 
 
+#: Keys that load_model/list_models add for the caller (where the file is); never written into a card.
+_RUNTIME_KEYS = ("path", "source", "kernel_shape")
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Write ``path`` through ``write(tmp_path)``, fsync, then ``os.replace``: readers see the old or the new file.
 
@@ -203,7 +207,7 @@ def save_model(path: Any, model: CRCNet, card: dict[str, Any] | None = None) -> 
     if not isinstance(model, CRCNet):
         raise TypeError(f"save_model expects a CRCNet, not {type(model).__name__}")
     path = _weights_path(path)
-    card = _jsonable(dict(card or {}))
+    card = _jsonable({k: v for k, v in (card or {}).items() if k not in _RUNTIME_KEYS})
     card.setdefault("name", path.stem)
     card.setdefault("description", "")
     card["config"] = model.config.to_dict()
