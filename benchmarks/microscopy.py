@@ -30,6 +30,14 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
+def best_of(sharp: np.ndarray, run, settings) -> list:
+    """[setting, PSNR, SSIM, seconds] of ``run(setting)`` at the setting with the best PSNR."""
+    scored = [(psnr(sharp, np.clip(run(s), 0, 1)), s) for s in settings]
+    best_psnr, best_setting = max(scored, key=lambda pair: pair[0])
+    result, seconds = timed(run, best_setting)
+    return [best_setting, best_psnr, ssim(sharp, np.clip(result, 0, 1)), seconds]
+
+
 def celegans_2d(quick: bool) -> str:
     from skimage.restoration import richardson_lucy
 
@@ -38,37 +46,38 @@ def celegans_2d(quick: bool) -> str:
     if quick:
         sharp = sharp[:160, :160]
     psf = kernels.gaussian_kernel(1.5, size=13)
-    rng = np.random.default_rng(0)
-    photons = 200.0
-    blurred = deconv.blur(sharp, psf, boundary="reflect")
-    blurred = (rng.poisson(np.clip(blurred, 0, None) * photons) / photons + rng.normal(0, 0.005, blurred.shape))
-    blurred = blurred.astype(np.float32)
-
-    rows = [["blurred input", "-", psnr(sharp, blurred), ssim(sharp, blurred), 0.0]]
-    sigmas = np.geomspace(1e-4, 1e-1, 7 if quick else 13)
-    for name, run in (
-        ("MMSE", lambda s: deconv.mmse(blurred, psf, s)),
-        ("IRD N=50", lambda s: deconv.ird(blurred, psf, s, 50)),
-    ):
-        scores = [(psnr(sharp, np.clip(run(s), 0, 1)), s) for s in sigmas]
-        best_psnr, best_sigma = max(scores)
-        result, seconds = timed(run, best_sigma)
-        rows.append([name, f"sigma={best_sigma:.2g}", best_psnr, ssim(sharp, np.clip(result, 0, 1)), seconds])
-    result, seconds = timed(hyper_laplacian, blurred, psf)
-    rows.append(["hyper-Laplacian", "default lam", psnr(sharp, np.clip(result, 0, 1)),
-                 ssim(sharp, np.clip(result, 0, 1)), seconds])
-    best = None
-    for iterations in (5, 10, 20, 40) if quick else (5, 10, 20, 40, 80):
-        result, seconds = timed(richardson_lucy, np.clip(blurred, 0, None), psf, num_iter=iterations, clip=False)
-        score = psnr(sharp, np.clip(result, 0, 1))
-        if best is None or score > best[2]:
-            best = ["skimage Richardson-Lucy", f"{iterations} iterations", score,
-                    ssim(sharp, np.clip(result, 0, 1)), seconds]
-    rows.append(best)
-    return (
-        f"### 2D: C. elegans {sharp.shape[0]}x{sharp.shape[1]}, Gaussian PSF sigma 1.5 px, Poisson (200 photons "
-        "at 1.0) + Gaussian (0.5 %) noise\n\nBest parameter by PSNR against the reference; time of one run.\n\n"
-        + markdown_table(["method", "parameter", "PSNR (dB)", "SSIM", "time (s)"], rows)
+    sigmas = np.geomspace(1e-4, 1.0, 9 if quick else 17)
+    lams = (100, 300, 1000, 3000, 10000)
+    text = ""
+    for photons in (2000.0, 200.0):
+        rng = np.random.default_rng(0)
+        blurred = deconv.blur(sharp, psf, boundary="reflect")
+        blurred = rng.poisson(np.clip(blurred, 0, None) * photons) / photons + rng.normal(0, 0.002, blurred.shape)
+        blurred = blurred.astype(np.float32)
+        rows = [["blurred input", "-", psnr(sharp, blurred), ssim(sharp, blurred), 0.0]]
+        for name, run, settings in (
+            ("MMSE", lambda s, b=blurred: deconv.mmse(b, psf, s), sigmas),
+            ("MMSE + Laplacian prior", lambda s, b=blurred: deconv.mmse(b, psf, s, prior="laplacian"),
+             sigmas * 30),
+            ("IRD N=50", lambda s, b=blurred: deconv.ird(b, psf, s, 50), sigmas),
+            ("hyper-Laplacian", lambda lam, b=blurred: hyper_laplacian(b, psf, lam), lams),
+            ("skimage Richardson-Lucy (iterations)",
+             lambda n, b=blurred: richardson_lucy(np.clip(b, 0, None), psf, num_iter=n, clip=False),
+             (1, 2, 5, 10, 20) if quick else (1, 2, 3, 5, 10, 20, 40)),
+        ):
+            setting, *scores = best_of(sharp, run, settings)
+            rows.append([name, f"{setting:.3g}", *scores])
+        text += (
+            f"### 2D: C. elegans {sharp.shape[0]}x{sharp.shape[1]}, Gaussian PSF sigma 1.5 px, Poisson noise "
+            f"({photons:g} photons at intensity 1) + Gaussian (0.2 %)\n\nBest parameter (sigma, lam or "
+            "iterations) by PSNR against the reference; time of one run.\n\n"
+            + markdown_table(["method", "parameter", "PSNR (dB)", "SSIM", "time (s)"], rows) + "\n"
+        )
+    return text + (
+        "On this sparse fluorescence image the paper's MMSE (Cx = I, white prior) barely beats the blurred "
+        "input: it amplifies the noise of the dark background. The same estimator with the Laplacian prior "
+        "(`mmse(..., prior=\"laplacian\")`) is the best method here, ahead of hyper-Laplacian and "
+        "Richardson-Lucy, at the cost of one FFT round trip. Use it for microscopy.\n"
     )
 
 
