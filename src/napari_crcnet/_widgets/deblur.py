@@ -471,22 +471,22 @@ def _crcnet_job(source: LayerInput, kernel: np.ndarray, model: str, units: bool,
 
 
 # ------------------------------------------------------------------------------- small Qt helpers
-def _hbox(*widgets: QWidget) -> QWidget:
+def _box(layout_type: type, *widgets: QWidget) -> QWidget:
+    """A margin-less container laying ``widgets`` out with ``layout_type`` (QHBoxLayout or QVBoxLayout)."""
     box = QWidget()
-    layout = QHBoxLayout(box)
+    layout = layout_type(box)
     layout.setContentsMargins(0, 0, 0, 0)
     for widget in widgets:
         layout.addWidget(widget)
     return box
+
+
+def _hbox(*widgets: QWidget) -> QWidget:
+    return _box(QHBoxLayout, *widgets)
 
 
 def _vbox(*widgets: QWidget) -> QWidget:
-    box = QWidget()
-    layout = QVBoxLayout(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box
+    return _box(QVBoxLayout, *widgets)
 
 
 def _clone_button(button: QPushButton, slot: Any) -> QPushButton:
