@@ -36,6 +36,9 @@ VARIANTS = [
     ("default, batch 4 x 96 px", {"batch": 4, "crop": 96}),
     ("paper config (ReLU IU, blurred input, no skip), lr 1e-3", {"model": "paper", "lr": 1e-3}),
     ("paper config + PReLU IU, lr 1e-3", {"model": {"preset": "paper", "iu_activation": "prelu"}, "lr": 1e-3}),
+    # the paper's ablations (section 4.3), on the default configuration
+    ("ablation: ReLU instead of sigmoid in the RUs", {"model": {"ru_activation": "relu"}}),
+    ("ablation: no concatenation (each RU sees only the previous output)", {"model": {"concatenate": False}}),
 ]
 
 
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved speed rounds (default 3)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant and round")
     parser.add_argument("--speed-only", action="store_true", help="skip the fixed-budget quality runs")
+    parser.add_argument("--name", default="training_speed", help="results file name (benchmarks/results/NAME.md)")
     args = parser.parse_args(argv)
     import torch
 
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             "RGB, kernel shake:21,seed=3, noise 0.01, BSDS500 train images, validation on 4 BSDS500 test "
             "crops (128 px); warm-up 20 iterations; seed 0. The machine is shared with other jobs, so compare "
             "ratios within this table, not absolute speeds across runs.\n\n" + markdown_table(header, rows))
-    write_results("training_speed", "Training speed and early quality of CRCNet variants", body)
+    write_results(args.name, "Training speed and early quality of CRCNet variants", body)
     return 0
 
 
