@@ -54,7 +54,10 @@ def test_integer_scaling_and_no_mutation():
     assert f.max() == 1
 
 
-@pytest.mark.parametrize("bad", [np.zeros((0, 3)), np.array([[np.nan, 1.0]]), np.ones((2, 2), complex)])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((0, 3)), np.array([[np.nan, 1.0]]), np.array([[1.0, -np.inf]], np.float32), np.ones((2, 2), complex)],
+)
 def test_bad_images(bad):
     with pytest.raises(ValueError):
         as_float_image(bad)
