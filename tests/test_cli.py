@@ -79,3 +79,23 @@ def test_demo_writes_results_and_figure(tmp_path):
             if line.startswith("| ") and "PSNR" not in line}
     mmse = next(v for k, v in rows.items() if k.startswith("MMSE"))
     assert mmse > rows["blurred"]  # deblurring helps on the demo problem
+
+
+@pytest.mark.slow
+def test_wheel_holds_the_manifest_and_the_shipped_models(tmp_path):
+    """The manifest is a symlink in the source tree: the wheel must carry it as a real file, with the weights."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("napari_crcnet-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        manifest = archive.read("napari_crcnet/napari.yaml").decode()
+    assert "name: napari-crcnet" in manifest
+    assert "napari_crcnet/weights/shake21-rgb.safetensors" in names
+    assert "napari_crcnet/weights/shake21-rgb.json" in names
