@@ -39,8 +39,15 @@ IMAGE_EXTENSIONS: tuple[str, ...] = _TIFF + _IMAGEIO + _NUMPY
 _WRITE_EXTENSIONS = _TIFF + _IMAGEIO + (".npy",)
 
 
-def _suffix(path: Path) -> str:
-    return path.suffix.lower()
+def checked_suffix(path: Path, allowed, kind: str = "image", supported_label: str = "supported") -> str:
+    """The lower-case extension of ``path``; ValueError naming the allowed ones when it is not in ``allowed``."""
+    ext = path.suffix.lower()
+    if ext not in allowed:
+        raise ValueError(
+            f"unsupported {kind} format {ext or '(no extension)'!r} for {path.name}; "
+            f"{supported_label}: {', '.join(allowed)}"
+        )
+    return ext
 
 
 def read_image(path: str | os.PathLike, *, key: str | None = None) -> np.ndarray:
@@ -67,12 +74,7 @@ def read_image(path: str | os.PathLike, *, key: str | None = None) -> np.ndarray
         If the extension is not supported or the file cannot be decoded.
     """
     path = Path(path)
-    ext = _suffix(path)
-    if ext not in IMAGE_EXTENSIONS:
-        raise ValueError(
-            f"unsupported image format {ext or '(no extension)'!r} for {path.name}; "
-            f"supported: {', '.join(IMAGE_EXTENSIONS)}"
-        )
+    ext = checked_suffix(path, IMAGE_EXTENSIONS)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
@@ -157,12 +159,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
         image, or integers out of the format's range.
     """
     path = Path(path)
-    ext = _suffix(path)
-    if ext not in _WRITE_EXTENSIONS:
-        raise ValueError(
-            f"unsupported image format {ext or '(no extension)'!r} for {path.name}; "
-            f"supported for writing: {', '.join(_WRITE_EXTENSIONS)}"
-        )
+    ext = checked_suffix(path, _WRITE_EXTENSIONS, supported_label="supported for writing")
     array = np.asarray(array)
     if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise ValueError(f"cannot write {path.name}: unsupported dtype {array.dtype}")

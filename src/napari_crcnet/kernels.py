@@ -689,15 +689,10 @@ def load_kernel(
     ValueError
         For an unsupported format, an unreadable file or an invalid kernel.
     """
-    from .io import read_image
+    from .io import checked_suffix, read_image
 
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in KERNEL_EXTENSIONS:
-        raise ValueError(
-            f"unsupported kernel format {ext or '(no extension)'!r} for {path.name}; "
-            f"supported: {', '.join(KERNEL_EXTENSIONS)}"
-        )
+    ext = checked_suffix(path, KERNEL_EXTENSIONS, kind="kernel")
     if not path.is_file():
         raise FileNotFoundError(f"no such kernel file: {path}")
     if ext == ".mat":
