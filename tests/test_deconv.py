@@ -310,6 +310,29 @@ def test_bad_inputs_raise_and_leave_input_unchanged(small):
     np.testing.assert_array_equal(nan_image, nan_copy)
 
 
+@pytest.mark.parametrize("boundary", ["periodic", "reflect", "taper"])
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_refused_by_every_method(small, boundary, bad_value):
+    """The float32 fast path shares the input and finds non-finite pixels on the spectrum instead."""
+    from napari_crcnet.hyperlaplacian import hyper_laplacian
+
+    image = np.stack([small, small]).astype(np.float32)
+    image[1, 5, 7] = bad_value  # only in the second image of the batch
+    before = image.copy()
+    kernel = gaussian(1.0, 2)
+    for run in (
+        lambda: mmse(image, kernel, 0.01, boundary=boundary),
+        lambda: ird(image, kernel, 0.01, 5, boundary=boundary),
+        lambda: ird(image, kernel, 0.01, 2, method="iterative", boundary=boundary),
+        lambda: ird_residues(image, kernel, 0.01, [0, 3], boundary=boundary),
+        lambda: blur(image, kernel, boundary=boundary),
+        lambda: hyper_laplacian(image, kernel, 100.0, boundary=boundary, beta_max=8.0),
+    ):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            run()
+    np.testing.assert_array_equal(image, before)
+
+
 def test_input_never_modified(small):
     image = small.astype(np.float32)
     before = image.copy()

@@ -56,13 +56,15 @@ def integer_scale(dtype: np.dtype) -> float | None:
     return None
 
 
-def as_float_image(image: Any, dtype: Any = np.float32) -> np.ndarray:
-    """Return ``image`` as a new floating array; integers are scaled to [0, 1] by their dtype's maximum.
+def as_float_image(image: Any, dtype: Any = np.float32, *, copy: bool = True, check_finite: bool = True) -> np.ndarray:
+    """Return ``image`` as a floating array; integers are scaled to [0, 1] by their dtype's maximum.
 
     uint8 is divided by 255, uint16 by 65535, other integers by their ``iinfo.max``; booleans become 0/1.
-    Float input keeps its values. The input is never modified (a copy is returned when needed).
+    Float input keeps its values. The input is never modified: the result is a new array, except with
+    ``copy=False`` where input already of ``dtype`` is returned as is (for callers that only read it).
 
-    Raises ``ValueError`` for empty, complex, object or non-finite input.
+    Raises ``ValueError`` for empty, complex or object input, and for non-finite values unless
+    ``check_finite=False`` (for callers that check more cheaply later, e.g. on a Fourier transform).
     """
     array = np.asarray(image)
     if array.size == 0:
@@ -70,10 +72,10 @@ def as_float_image(image: Any, dtype: Any = np.float32) -> np.ndarray:
     if np.iscomplexobj(array) or array.dtype == object or array.dtype.kind not in "biuf":
         raise ValueError(f"the image must be real numbers, not {array.dtype}")
     scale = integer_scale(array.dtype)
-    out = array.astype(dtype, copy=True)
+    out = array.astype(dtype, copy=copy)  # integers always convert, so only float input is ever shared
     if scale is not None and scale != 1.0:
         out /= dtype(scale) if isinstance(dtype, type) else np.dtype(dtype).type(scale)
-    elif not (np.isfinite(out.min()) and np.isfinite(out.max())):  # min/max propagate NaN: 2 cheap passes
+    elif check_finite and not (np.isfinite(out.min()) and np.isfinite(out.max())):  # min/max propagate NaN: 2 cheap passes
         raise ValueError("the image contains NaN or infinite values")
     return out
 
@@ -149,15 +151,23 @@ class Layout:
 
 
 def prepare(
-    image: Any, channel_axis: int | None = None, spatial_ndim: int = 2, dtype: Any = np.float32
+    image: Any,
+    channel_axis: int | None = None,
+    spatial_ndim: int = 2,
+    dtype: Any = np.float32,
+    *,
+    copy: bool = True,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, Layout]:
     """Scale ``image`` to float (see :func:`as_float_image`) and return ``(batch, layout)``.
 
-    ``batch`` has shape ``(B, C, *spatial)`` and is a fresh array, so callers may work in place on it.
+    ``batch`` has shape ``(B, C, *spatial)``. It is a fresh array, so callers may work in place on it,
+    unless ``copy=False``: then it may be a view of ``image`` and must only be read.
     """
     image = np.asarray(image)
     layout = Layout.of(image.shape, channel_axis, spatial_ndim)
-    return layout.to_batch(as_float_image(image, dtype)), layout
+    array = as_float_image(image, dtype, copy=copy, check_finite=check_finite)
+    return layout.to_batch(array), layout
 
 
 def to_tensor(array: np.ndarray, device: Any = "cpu") -> torch.Tensor:

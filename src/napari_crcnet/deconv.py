@@ -118,6 +118,12 @@ def _check_count(n: Any, name: str) -> int:
     return int(value)
 
 
+def _check_finite(values: torch.Tensor) -> None:
+    """Raise the image's non-finite error when any of ``values`` (sums or DC terms) is NaN or infinite."""
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError("the image contains NaN or infinite values (or values too large to transform)")
+
+
 class _Problem:
     """An image turned into a ``(B*C, *spatial)`` batch with its operator, ready for Fourier filters."""
 
@@ -132,10 +138,14 @@ class _Problem:
     ) -> None:
         self.out_dtype = _out_dtype(dtype)
         self.kernel = _validate_kernel(kernel)
-        batch, layout = prepare(image, channel_axis, self.kernel.ndim, dtype=self.out_dtype)
+        # No copy and no finiteness pass here: the batch is only read (it may be a view of the caller's
+        # array), and non-finite pixels are caught for free on each spectrum (see `spectrum`).
+        batch, layout = prepare(
+            image, channel_axis, self.kernel.ndim, dtype=self.out_dtype, copy=False, check_finite=False
+        )
         self.layout: Layout = layout
         self.spatial = tuple(layout.spatial_shape)
-        self.batch = batch.reshape((-1, *self.spatial))  # fresh array, (B*C, *spatial)
+        self.batch = batch.reshape((-1, *self.spatial))  # (B*C, *spatial), read-only by convention
         self.operator: BlurOperator = get_operator(
             self.kernel, boundary, resolve_device(device), _torch_dtype(self.out_dtype)
         )
@@ -152,8 +162,26 @@ class _Problem:
             yield slice(start, min(start + self.chunk, self.batch.shape[0]))
 
     def tensor(self, part: slice | None = None) -> torch.Tensor:
+        """The images ``part`` of the batch as a tensor on the operator's device (checked finite).
+
+        Shares memory with the input on the CPU where it can: never write into it.
+        """
         array = self.batch if part is None else self.batch[part]
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.operator.device)
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.operator.device)
+        _check_finite(tensor.sum(dim=tuple(range(1, tensor.ndim))))
+        return tensor
+
+    def spectrum(self, part: slice | None = None) -> torch.Tensor:
+        """``rfftn(P b)`` of the images ``part`` on the FFT grid, in the operator's dtype (checked finite).
+
+        Finiteness costs nothing here: the zero-frequency term is the sum of the extended image, which
+        is non-finite when any pixel is (or when the values are so large that the transform overflows).
+        """
+        array = self.batch if part is None else self.batch[part]
+        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.operator.device)
+        spectrum = self.operator.to_fourier(tensor)
+        _check_finite(spectrum[(Ellipsis, *([0] * len(self.spatial)))])
+        return spectrum
 
     def finish(self, out: np.ndarray) -> np.ndarray:
         """``(B*C, *spatial)`` result back to the input's shape, in the output dtype."""
@@ -165,7 +193,7 @@ class _Problem:
         parts = list(self.chunks())
         out = None if len(parts) == 1 else np.empty(self.batch.shape, dtype=self.out_dtype)
         for i, part in enumerate(parts):
-            spectrum = self.operator.to_fourier(self.tensor(part))
+            spectrum = self.spectrum(part)
             spectrum.mul_(response)  # in place: one grid-sized complex buffer less per call
             result = self.operator.from_fourier(spectrum, self.spatial).cpu().numpy()
             if out is None:
@@ -508,7 +536,7 @@ def iter_ird_residues(
     sigma = _default_sigma(image, channel_axis) if sigma is None else _check_sigma(sigma)
     A, q, d = _ird_terms(problem, sigma, _fx_transfer(problem, _check_fx(fx, problem.kernel.ndim)))
     op = problem.operator
-    spectrum = op.to_fourier(problem.tensor().to(op.dtype))
+    spectrum = problem.spectrum()
     for i, n in enumerate(ns):
         residue = op.from_fourier(A * torch.pow(q, n) * spectrum, problem.spatial).cpu().numpy()
         partial = op.from_fourier(A * _geometric_sum(q, d, n + 1) * spectrum, problem.spatial).cpu().numpy()

@@ -252,7 +252,7 @@ def hyper_laplacian(
     parts = list(problem.chunks())
     total = len(betas) * len(parts)
     for c, part in enumerate(parts):
-        B = op.to_fourier(problem.tensor(part).to(op.dtype))
+        B = problem.spectrum(part)
         data_term = lam * K.conj() * B
         X = B
         for i, beta in enumerate(betas):
