@@ -1,11 +1,11 @@
 """Speed of the classical core on the CPU: FFT round trip, MMSE, closed-form IRD, skimage Wiener, literal IRD.
 
-All cases run side by side in interleaved repeats (case A, B, C, ..., then again), and the table reports the
-median wall time of each and ratios of medians, so a busy shared machine slows every case alike. Timings
+All cases run side by side in interleaved repeats (case A, B, C, ..., then again). Ratios use the best time of
+each case (load from other processes only adds time), with the medians and their ratios shown beside. Timings
 include the NumPy <-> torch conversions that a user call pays. The literal Algorithm 1 loop is timed on a
 smaller image (it costs ~4 FFTs per iteration) and compared with the closed form on that same image.
 
-    nice -n 5 python benchmarks/speed_core.py [--quick] [--threads 1]   # writes results/speed_core.md
+    python benchmarks/speed_core.py [--quick] [--threads 2] [--repeats 30]   # writes results/speed_core*.md
 """
 
 from __future__ import annotations
