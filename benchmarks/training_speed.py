@@ -1,7 +1,8 @@
 """Training speed and early quality of CRCNet variants, at a fixed wall-clock budget each.
 
 Every variant trains from the same seed on BSDS500 train images (RGB, 21x21 camera-shake kernel
-``shake:21,seed=3``, 1 % noise) for the same number of minutes, then reports steps/second and the PSNR
+``shake:21,seed=3``, 1 % noise; or with ``--problem gray`` gray images and a Gaussian kernel of sigma 2)
+for the same number of minutes, then reports steps/second and the PSNR
 gain of the model over the MMSE estimate (at the searched sigma) on 4 held-out BSDS500 test crops (128 px).
 Ratios are relative to the first variant, measured in the same run (the machine is shared: absolute
 steps/s vary with its load, ratios much less). Speed is measured separately, in interleaved rounds (each
@@ -12,6 +13,7 @@ Usage::
 
     python benchmarks/training_speed.py --quick          # ~45 s per variant
     python benchmarks/training_speed.py --minutes 5      # the numbers quoted in the training README
+    python benchmarks/training_speed.py --problem gray --minutes 6 --name training_gray   # gray widths
 
 Writes ``benchmarks/results/training_speed.md``.
 """
@@ -41,6 +43,18 @@ VARIANTS = [
     ("ablation: no concatenation (each RU sees only the previous output)", {"model": {"concatenate": False}}),
 ]
 
+# Gray images, Gaussian blur (the microscopy model's problem): how to widen the paper's narrow gray network.
+GRAY_VARIANTS = [
+    ("gray default (features 1: units 1..32 channels), lr 3e-4", {}),
+    ("gray, ReLU in the RUs", {"model": {"ru_activation": "relu"}}),
+    ("gray, features 3 (lift to the RGB widths)", {"model": {"features": 3}}),
+    ("gray, features 3 + ReLU in the RUs", {"model": {"features": 3, "ru_activation": "relu"}}),
+]
+PROBLEMS = {
+    "rgb": ("RGB, kernel shake:21,seed=3", dict(kernel="shake:21,seed=3", channels=3), VARIANTS),
+    "gray": ("gray (BT.601 luma), kernel gaussian:2", dict(kernel="gaussian:2", channels=1), GRAY_VARIANTS),
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -51,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved speed rounds (default 3)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant and round")
     parser.add_argument("--speed-only", action="store_true", help="skip the fixed-budget quality runs")
+    parser.add_argument("--problem", choices=sorted(PROBLEMS), default="rgb", help="variant set (default rgb)")
     parser.add_argument("--name", default="training_speed", help="results file name (benchmarks/results/NAME.md)")
     args = parser.parse_args(argv)
     import torch
@@ -61,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 45.0 if args.quick else args.minutes * 60
     train_dir = DATA / "bsds500" / "train"
     test = sorted((DATA / "bsds500" / "test").glob("*.jpg"))[:4]
-    chosen = [(i, label, o) for i, (label, o) in enumerate(VARIANTS) if args.only is None or i in args.only]
-    base = dict(kernel="shake:21,seed=3", images=train_dir, val_images=test, channels=3, noise=0.01,
+    problem_label, problem, variants = PROBLEMS[args.problem]
+    chosen = [(i, label, o) for i, (label, o) in enumerate(variants) if args.only is None or i in args.only]
+    base = dict(**problem, images=train_dir, val_images=test, noise=0.01,
                 iterations=10**6, batch=8, crop=64, lr=3e-4, warmup=20, val_every=0, val_size=128, seed=0,
                 log_every=10, device="cpu")
 
@@ -102,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = "speed only" if args.speed_only else f"{seconds / 60:.2f} min of training per variant"
     body = (f"Speed: median of {args.rounds} interleaved rounds of {args.steps} steps. Quality budget: {budget}; "
             f"torch threads = {args.threads}, CPU; "
-            "RGB, kernel shake:21,seed=3, noise 0.01, BSDS500 train images, validation on 4 BSDS500 test "
+            f"{problem_label}, noise 0.01, BSDS500 train images, validation on 4 BSDS500 test "
             "crops (128 px); warm-up 20 iterations; seed 0. The machine is shared with other jobs, so compare "
             "ratios within this table, not absolute speeds across runs.\n\n" + markdown_table(header, rows))
     write_results(args.name, "Training speed and early quality of CRCNet variants", body)

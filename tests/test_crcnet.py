@@ -104,9 +104,10 @@ def test_skip_model_starts_near_identity():
         assert float((CRCNet(CRCNetConfig.paper(3))(x) - x).abs().max()) > 1e-2
 
 
-def test_receptive_radius_is_exact():
-    net = CRCNet(CRCNetConfig.paper(1)).double()
-    assert net.receptive_radius == 18
+@pytest.mark.parametrize(("config", "radius"), [(CRCNetConfig.paper(1), 18), (CRCNetConfig(1, features=2), 19)])
+def test_receptive_radius_is_exact(config, radius):
+    net = CRCNet(config).double()
+    assert net.receptive_radius == radius
     # A delta perturbation changes the output exactly within the radius (Chebyshev distance).
     x = torch.rand(1, 1, 49, 49, dtype=torch.float64)
     y = x.clone()
@@ -114,7 +115,27 @@ def test_receptive_radius_is_exact():
     with torch.no_grad():
         diff = (net(y) - net(x)).abs()[0, 0]
     changed = (diff > 0).nonzero()
-    assert int((changed - 24).abs().max()) == 18
+    assert int((changed - 24).abs().max()) == radius
+
+
+def test_features_lift_widens_every_unit():
+    """features=F puts a 3x3 conv (C -> F) in front; units see F, 2F, ...; the output keeps C channels."""
+    gray = CRCNetConfig(in_channels=1)
+    wide = CRCNetConfig(in_channels=1, features=3)
+    assert wide.unit_channels() == CRCNetConfig.paper(3).unit_channels() == [3, 6, 12, 24, 48, 96]
+    assert wide.integrative_channels() == 192 and gray.integrative_channels() == 64
+    net = CRCNet(wide)
+    # The default RGB net (paper + 48 PReLU slopes) minus the IU's two extra output maps, plus the lift.
+    lift = 1 * 3 * 9 + 3
+    iu_out_difference = (3 - 1) * (48 * 49 + 1)
+    assert net.n_parameters == 680_199 + 48 - iu_out_difference + lift
+    out, residues = net(torch.rand(2, 1, 20, 24), return_residues=True)
+    assert out.shape == (2, 1, 20, 24)
+    assert [r.shape[1] for r in residues] == wide.unit_channels()
+    # features equal to in_channels is the paper's plain network (no lift).
+    assert CRCNet(CRCNetConfig(in_channels=3, features=3)).lift is None
+    assert CRCNet(CRCNetConfig(in_channels=3, features=3)).n_parameters == CRCNet(CRCNetConfig()).n_parameters
+    assert CRCNetConfig.from_dict(wide.to_dict()) == wide
 
 
 def test_volumes():
@@ -136,6 +157,7 @@ def test_config_dict_round_trip_and_validation():
         {"in_channels": 0},
         {"spatial_dims": 4},
         {"n_units": 2.5},
+        {"features": 0},
     ):
         with pytest.raises(ValueError):
             CRCNetConfig(**bad)

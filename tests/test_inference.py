@@ -60,9 +60,9 @@ def mmse_function(monkeypatch):
     return mmse
 
 
-@pytest.mark.parametrize("c", [1, 3])
-def test_tiled_equals_untiled(c):
-    net = small_net(c)
+@pytest.mark.parametrize(("c", "features"), [(1, None), (3, None), (1, 2)])
+def test_tiled_equals_untiled(c, features):
+    net = small_net(c, features=features)
     radius = net.receptive_radius
     rng = np.random.default_rng(c)
     image = rng.random((100, 130, c)).astype(np.float32) if c == 3 else rng.random((100, 130), np.float32)

@@ -75,7 +75,8 @@ def as_float_image(image: Any, dtype: Any = np.float32, *, copy: bool = True, ch
     out = array.astype(dtype, copy=copy)  # integers always convert, so only float input is ever shared
     if scale is not None and scale != 1.0:
         out /= dtype(scale) if isinstance(dtype, type) else np.dtype(dtype).type(scale)
-    elif check_finite and not (np.isfinite(out.min()) and np.isfinite(out.max())):  # min/max propagate NaN: 2 cheap passes
+    # min and max propagate NaN: two cheap passes
+    elif check_finite and not (np.isfinite(out.min()) and np.isfinite(out.max())):
         raise ValueError("the image contains NaN or infinite values")
     return out
 

@@ -73,6 +73,12 @@ class CRCNetConfig:
         Global residual connection: the network returns ``x + IU(...)`` instead of ``IU(...)``.
     spatial_dims : int
         2 for images (``Conv2d``), 3 for volumes (``Conv3d``, kernels 3x3x3 and 7x7x7).
+    features : int, optional
+        Channels ``F`` of the first Residual Unit. None (the paper): the units start from the image's own
+        channels, ``F = in_channels``. A larger ``F`` adds a learned 3x3 convolution (the "lift",
+        ``in_channels -> F``) in front of the units, which then see ``F, 2F, 4F, ...`` channels; e.g.
+        ``features=3`` gives a gray network the RGB network's widths (the paper's gray network is 3x
+        narrower). The IU still returns ``in_channels`` channels.
     """
 
     in_channels: int = 3
@@ -84,10 +90,13 @@ class CRCNetConfig:
     input: str = "mmse"
     skip: bool = True
     spatial_dims: int = 2
+    features: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("in_channels", "n_units", "iu_channels"):
+        for name in ("in_channels", "n_units", "iu_channels", "features"):
             value = getattr(self, name)
+            if name == "features" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"CRCNetConfig.{name} must be a positive integer, not {value!r}")
         if self.ru_activation not in RU_ACTIVATIONS:
@@ -115,15 +124,25 @@ class CRCNetConfig:
             skip=False,
         )
 
+    @property
+    def base_channels(self) -> int:
+        """Channels ``F`` of the network's input to the units: ``features``, or ``in_channels`` without a lift."""
+        return self.features or self.in_channels
+
+    @property
+    def lifted(self) -> bool:
+        """Whether a learned convolution lifts the input to ``features`` channels first."""
+        return self.features is not None and self.features != self.in_channels
+
     def unit_channels(self) -> list[int]:
-        """Channels of each Residual Unit (in = out): ``C 2^(i-1)`` with concatenation, else ``C``."""
+        """Channels of each Residual Unit (in = out): ``F 2^(i-1)`` with concatenation, else ``F``."""
         if not self.concatenate:
-            return [self.in_channels] * self.n_units
-        return [self.in_channels * 2**i for i in range(self.n_units)]
+            return [self.base_channels] * self.n_units
+        return [self.base_channels * 2**i for i in range(self.n_units)]
 
     def integrative_channels(self) -> int:
-        """Channels entering the Integrative Unit: ``b`` plus every unit output (192 for the RGB paper)."""
-        return self.in_channels + sum(self.unit_channels())
+        """Channels entering the Integrative Unit: the (lifted) input plus every unit output (192 for RGB)."""
+        return self.base_channels + sum(self.unit_channels())
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (stored in model cards)."""
@@ -206,6 +225,7 @@ class CRCNet(nn.Module):
         super().__init__()
         self.config = CRCNetConfig() if config is None else config
         cfg = self.config
+        self.lift = _conv(cfg.spatial_dims)(cfg.in_channels, cfg.features, 3, padding=1) if cfg.lifted else None
         self.units = nn.ModuleList(
             ResidualUnit(c, cfg.ru_activation, cfg.spatial_dims) for c in cfg.unit_channels()
         )
@@ -221,10 +241,11 @@ class CRCNet(nn.Module):
     def receptive_radius(self) -> int:
         """Pixels of context each output pixel depends on, per side: 2 per RU (two 3x3 layers) + 6 for the IU.
 
-        The deepest path runs through every unit in turn, so ``2 * n_units + 6`` (18 for the paper net).
-        Tiles that overlap by at least this much reproduce the untiled result exactly.
+        The deepest path runs through every unit in turn, so ``2 * n_units + 6`` (18 for the paper net),
+        plus 1 for the lift when there is one. Tiles that overlap by at least this much reproduce the
+        untiled result exactly.
         """
-        return 2 * self.config.n_units + 6
+        return 2 * self.config.n_units + 6 + int(self.config.lifted)
 
     @property
     def n_parameters(self) -> int:
@@ -247,7 +268,8 @@ class CRCNet(nn.Module):
         Returns
         -------
         out : torch.Tensor
-            ``IU([x, inter_1..inter_N])``, plus ``x`` when ``config.skip``; same shape as ``x``.
+            ``IU([z, inter_1..inter_N])`` with ``z = x`` (or ``lift(x)``), plus ``x`` when ``config.skip``;
+            same shape as ``x``.
         residues : list of torch.Tensor
             Only with ``return_residues=True``.
         """
@@ -255,7 +277,7 @@ class CRCNet(nn.Module):
         if x.ndim != self.config.spatial_dims + 2 or x.shape[1] != expected:
             axes = "Z, Y, X" if self.config.spatial_dims == 3 else "Y, X"
             raise ValueError(f"CRCNet expects a tensor (B, {expected}, {axes}), got shape {tuple(x.shape)}")
-        outputs = [x]
+        outputs = [x if self.lift is None else self.lift(x)]
         for unit in self.units:
             z = torch.cat(outputs, dim=1) if self.config.concatenate else outputs[-1]
             outputs.append(unit(z))
