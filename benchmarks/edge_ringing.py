@@ -82,7 +82,8 @@ def main() -> None:
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
-    figure = RESULTS / "edge_ringing.png"
+    name = "edge_ringing" + ("_quick" if args.quick else "")
+    figure = RESULTS / f"{name}.png"
     fig.savefig(figure)
     plt.close(fig)
 
@@ -91,9 +92,9 @@ def main() -> None:
         f"1 % noise, blurred without wrap-around; sigma = suggest_sigma(0.01) = {sigma:.4g}. "
         f"PSNR in dB over the whole image, the {BAND}-pixel border band and the interior.\n\n"
         + markdown_table(["method", "boundary", "PSNR all", "PSNR border", "PSNR interior"], rows)
-        + "\n![error maps](edge_ringing.png)\n"
+        + f"\n![error maps]({figure.name})\n"
     )
-    write_results("edge_ringing", "Edge ringing: boundary modes on a real photo", body)
+    write_results(name, "Edge ringing: boundary modes on a real photo", body)
 
 
 if __name__ == "__main__":

@@ -113,14 +113,15 @@ def volume_3d(quick: bool) -> str:
         ax.set_title(f"{name}\n(MIP along Y)", fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(RESULTS / "microscopy_3d.png")
+    figure = "microscopy_3d" + ("_quick" if quick else "") + ".png"
+    fig.savefig(RESULTS / figure)
     plt.close(fig)
     shape = "x".join(map(str, volume.shape))
     return (
         f"### 3D: RedLionfish volume {shape}, measured PSF {'x'.join(map(str, psf.shape))}, sigma {sigma}\n\n"
         "No ground truth ships with this volume: compare times and the projections.\n\n"
         + markdown_table(["method", "time (s)"], rows)
-        + "\n![3D projections](microscopy_3d.png)\n"
+        + f"\n![3D projections]({figure})\n"
     )
 
 
@@ -128,7 +129,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="crops: runs in well under a minute")
     args = parser.parse_args()
-    write_results("microscopy", "Microscopy: 2D and 3D", celegans_2d(args.quick) + "\n" + volume_3d(args.quick))
+    body = celegans_2d(args.quick) + "\n" + volume_3d(args.quick)
+    write_results("microscopy" + ("_quick" if args.quick else ""), "Microscopy: 2D and 3D", body)
 
 
 if __name__ == "__main__":
