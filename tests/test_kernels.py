@@ -491,3 +491,22 @@ def test_spec_help_mentions_every_form():
 def test_kernels_module_does_not_import_torch():
     code = "import sys, napari_crcnet.kernels, napari_crcnet.io; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_random_kernel_spec_family():
+    from napari_crcnet.kernels import KERNEL_FAMILY, kernel_from_spec, random_kernel_spec
+
+    specs = [random_kernel_spec(np.random.default_rng(5), 21) for _ in range(2)]
+    assert specs[0] == specs[1]  # reproducible from the generator state
+    rng = np.random.default_rng(0)
+    kinds = set()
+    for _ in range(150):
+        spec = random_kernel_spec(rng, max_size=21)
+        kernel = kernel_from_spec(spec)
+        kinds.add(spec.split(":")[0])
+        assert max(kernel.shape) <= 21 and all(n % 2 == 1 for n in kernel.shape)
+        assert kernel.min() >= 0 and abs(kernel.sum() - 1) < 1e-9
+    assert kinds == set(KERNEL_FAMILY)
+    for bad in (8, 10, 21.5):
+        with pytest.raises(ValueError, match="max_size"):
+            random_kernel_spec(rng, bad)

@@ -43,6 +43,7 @@ __all__ = [
     "motion_kernel",
     "normalize_kernel",
     "pad_to_odd",
+    "random_kernel_spec",
     "random_motion_kernel",
     "save_kernel",
     "validate_kernel",
@@ -355,6 +356,41 @@ def random_motion_kernel(size: int = 21, seed: int | np.random.Generator | None 
 # ---------------------------------------------------------------------------------------------------------
 # 3D PSFs
 # ---------------------------------------------------------------------------------------------------------
+KERNEL_FAMILY: dict[str, float] = {"shake": 0.4, "motion": 0.2, "gaussian": 0.25, "disk": 0.15}
+"""Probabilities of the kernel types drawn by :func:`random_kernel_spec`."""
+
+
+def random_kernel_spec(rng: np.random.Generator, max_size: int = 31) -> str:
+    """Draw a random 2D blur kernel, as a spec for :func:`kernel_from_spec` (reproducible by its text).
+
+    The family the "any kernel" CRCNet trains on, each type with the probability in :data:`KERNEL_FAMILY`:
+
+    * ``shake``: :func:`random_motion_kernel` of odd size uniform in ``[9, max_size]``, random seed;
+    * ``motion``: linear motion, length ``U(3, min(25, max_size - 4))`` px, angle ``U(0, 180)`` degrees;
+    * ``gaussian``: half isotropic with sigma ``U(0.5, s)``, half anisotropic with sigmas ``U(0.5, s)``
+      and angle ``U(0, 180)``; ``s = min(3.5, (max_size // 2) / 4)`` keeps the 4-sigma support within
+      ``max_size``;
+    * ``disk`` (defocus): radius ``U(1, min(8, max_size // 2 - 1))`` px.
+
+    Every kernel fits in ``max_size x max_size`` (odd, >= 9). Values are rounded in the text (2 decimals,
+    angles 1), so the spec is the kernel.
+    """
+    if int(max_size) != max_size or max_size < 9 or max_size % 2 == 0:
+        raise ValueError(f"max_size must be an odd integer >= 9, not {max_size!r}")
+    kind = rng.choice(list(KERNEL_FAMILY), p=list(KERNEL_FAMILY.values()))
+    if kind == "shake":
+        size = 2 * int(rng.integers(4, max_size // 2 + 1)) + 1
+        return f"shake:{size},seed={int(rng.integers(2**31))}"
+    if kind == "motion":
+        return f"motion:{rng.uniform(3, min(25, max_size - 4)):.2f},{rng.uniform(0, 180):.1f}"
+    if kind == "gaussian":
+        top = min(3.5, (max_size // 2) / _TRUNCATE)
+        if rng.random() < 0.5:
+            return f"gaussian:{rng.uniform(0.5, top):.2f}"
+        return f"gaussian:{rng.uniform(0.5, top):.2f},{rng.uniform(0.5, top):.2f},{rng.uniform(0, 180):.1f}"
+    return f"disk:{rng.uniform(1, min(8, max_size // 2 - 1)):.2f}"
+
+
 def gaussian_psf_3d(sigma_xy: float, sigma_z: float, size: int | Sequence[int] | None = None) -> np.ndarray:
     """Separable 3D Gaussian PSF, ``(Z, Y, X)``.
 
