@@ -118,6 +118,21 @@ def test_receptive_radius_is_exact(config, radius):
     assert int((changed - 24).abs().max()) == radius
 
 
+def test_extra_inputs_widen_the_input_only():
+    config = CRCNetConfig(in_channels=3, extra_inputs=["noise", "blurred"])
+    assert config.extra_inputs == ("noise", "blurred") and config.input_channels == 7
+    assert CRCNetConfig.from_dict(config.to_dict()) == config
+    net = CRCNet(config)
+    x = torch.rand(2, 7, 16, 16)
+    with torch.no_grad():
+        out = net(x)
+    assert out.shape == (2, 3, 16, 16)
+    # Skip from the image channels only: a fresh skip net is close to them, not to the extra maps.
+    assert float((out - x[:, :3]).abs().max()) < 0.05
+    with pytest.raises(ValueError, match="expects a tensor"):
+        net(torch.rand(1, 3, 8, 8))
+
+
 def test_features_lift_widens_every_unit():
     """features=F puts a 3x3 conv (C -> F) in front; units see F, 2F, ...; the output keeps C channels."""
     gray = CRCNetConfig(in_channels=1)
@@ -158,6 +173,9 @@ def test_config_dict_round_trip_and_validation():
         {"spatial_dims": 4},
         {"n_units": 2.5},
         {"features": 0},
+        {"extra_inputs": ("noise", "noise")},
+        {"extra_inputs": ("kernel",)},
+        {"extra_inputs": "noise"},
     ):
         with pytest.raises(ValueError):
             CRCNetConfig(**bad)

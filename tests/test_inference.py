@@ -173,6 +173,49 @@ def test_mmse_input_uses_card_kernel_and_sigma(mmse_function):
         apply_model(net, {"mmse_sigma": 0.01}, image, device="cpu")
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_extra_inputs_noise_map_and_blurred(channels):
+    """A conditioned model gets [MMSE(b, k, suggest_sigma(noise)), noise / scale, b]; output keeps C channels."""
+    from napari_crcnet.deconv import estimate_noise, mmse, suggest_sigma
+    from napari_crcnet.models.crcnet import NOISE_MAP_SCALE
+
+    net = small_net(1, input="mmse", skip=True, extra_inputs=("noise", "blurred"), features=4)
+    assert net.config.input_channels == 3
+    kernel = gaussian()
+    card = {"kernel": kernel.tolist(), "mmse_sigma": "suggest", "noise": [0.005, 0.05]}
+    rng = np.random.default_rng(7)
+    image = rng.random((48, 56, channels), np.float32) if channels == 3 else rng.random((48, 56), np.float32)
+    axis = -1 if channels == 3 else None
+    seen = []
+    hook = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
+    out = apply_model(net, card, image, channel_axis=axis, device="cpu", tile=256, fast=False)
+    hook.remove()
+    assert out.shape == image.shape
+    noise = estimate_noise(image, channel_axis=axis)  # the card's noise is a range: estimated
+    first_plane = image[..., 0] if channels == 3 else image
+    x = seen[0][0].numpy()
+    np.testing.assert_allclose(x[0], mmse(first_plane, kernel, suggest_sigma(noise)), atol=1e-5)
+    np.testing.assert_allclose(x[1], noise / NOISE_MAP_SCALE, rtol=1e-6)
+    np.testing.assert_allclose(x[2], first_plane, atol=1e-7)
+    # An explicit noise level wins; tiles still equal the untiled network (the maps are per-pixel inputs).
+    tiled = apply_model(net, card, image, channel_axis=axis, device="cpu", noise=0.02, tile=40,
+                        overlap=net.receptive_radius)
+    whole = apply_model(net, card, image, channel_axis=axis, device="cpu", noise=0.02, tile=256)
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+    assert np.max(np.abs(whole - out)) > 1e-4  # the noise level does reach the network
+    for bad in (-0.01, float("nan"), "0.01"):
+        with pytest.raises(ValueError, match="noise"):
+            apply_model(net, card, image, channel_axis=axis, device="cpu", noise=bad)
+
+
+def test_card_noise_is_used_when_it_is_one_number():
+    net = small_net(1, input="blurred", extra_inputs=("noise",))
+    image = np.random.default_rng(8).random((30, 30), np.float32)
+    with_card = apply_model(net, {"noise": 0.03}, image, device="cpu")
+    explicit = apply_model(net, None, image, device="cpu", noise=0.03)
+    np.testing.assert_array_equal(with_card, explicit)
+
+
 def test_progress_per_tile_and_cancel():
     net = small_net(1, n_units=2)
     image = np.random.default_rng(6).random((2, 60, 60), np.float32)

@@ -9,7 +9,10 @@ leading batch axes such as time or Z for a 2D model):
 2. For ``config.input == "mmse"`` every 2D (or 3D) plane is replaced by its closed-form MMSE estimate
    ``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` with the card's ``mmse_sigma`` (and ``mmse_boundary``,
    ``mmse_prior`` when the card has them), computed on the whole plane (a global Fourier operation, so
-   it is never tiled) by :func:`napari_crcnet.deconv.mmse`.
+   it is never tiled) by :func:`napari_crcnet.deconv.mmse`. A card ``mmse_sigma`` of ``"suggest"`` means
+   ``suggest_sigma(noise)`` for the image's noise level (given, the card's, or estimated).
+   Models with ``config.extra_inputs`` (conditioned on the degradation) also get, after the image
+   channels, a constant noise map ``noise / NOISE_MAP_SCALE`` and/or the blurred plane itself.
 3. The network runs on overlapping tiles: the plane is cut into a grid of cores of size
    ``tile - 2 * overlap``; each core is processed with ``overlap`` pixels of context on each side (clipped
    at the image edge) and only the core is kept. The network is local, each output pixel depending on
@@ -220,14 +223,54 @@ def _card_kernel(card: dict[str, Any], kernel: Any) -> np.ndarray:
     return k / k.sum()
 
 
+def _needs_noise(config: Any, card: dict[str, Any]) -> bool:
+    return "noise" in config.extra_inputs or (config.input == "mmse" and card.get("mmse_sigma") == "suggest")
+
+
+def _noise_level(noise: float | None, card: dict[str, Any], image: Any, channel_axis: int | None) -> float:
+    """The noise std the model is told about: ``noise`` if given, else the card's (a model trained at one
+    level), else :func:`~napari_crcnet.deconv.estimate_noise` of the image."""
+    if noise is None and isinstance(card.get("noise"), (int, float)) and not isinstance(card.get("noise"), bool):
+        noise = card["noise"]
+    if noise is None:
+        from .deconv import estimate_noise
+
+        return float(estimate_noise(image, channel_axis=channel_axis))
+    if not (isinstance(noise, (int, float, np.floating)) and np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be a standard deviation >= 0 (image in [0, 1]), not {noise!r}")
+    return float(noise)
+
+
+def _with_extra_inputs(image_planes: np.ndarray, blurred: np.ndarray, config: Any, noise: float | None) -> np.ndarray:
+    """``[image, extra maps...]`` on the channel axis (``(N, input_channels, *spatial)``, float32)."""
+    from .models.crcnet import NOISE_MAP_SCALE
+
+    parts = [image_planes]
+    for name in config.extra_inputs:
+        if name == "noise":
+            parts.append(np.full((image_planes.shape[0], 1, *image_planes.shape[2:]), noise / NOISE_MAP_SCALE,
+                                 np.float32))
+        else:  # "blurred"
+            parts.append(blurred.astype(np.float32, copy=False))
+    return np.concatenate(parts, axis=1)
+
+
 def _mmse_planes(
-    batch: np.ndarray, card: dict[str, Any], kernel: Any, spatial_ndim: int, device: torch.device
+    batch: np.ndarray,
+    card: dict[str, Any],
+    kernel: Any,
+    spatial_ndim: int,
+    device: torch.device,
+    noise: float | None = None,
 ) -> np.ndarray:
     """Replace every plane of ``batch`` (``(N, C, *spatial)``) by its MMSE estimate, one plane at a time
-    (bounds memory: one plane's FFT grid at a time)."""
-    from .deconv import mmse
+    (bounds memory: one plane's FFT grid at a time). The card's ``mmse_sigma`` is a number, or
+    ``"suggest"``: :func:`~napari_crcnet.deconv.suggest_sigma` of the ``noise`` level."""
+    from .deconv import mmse, suggest_sigma
 
     sigma = card.get("mmse_sigma")
+    if sigma == "suggest":
+        sigma = suggest_sigma(noise)
     if sigma is None:
         raise ValueError("this model takes the MMSE estimate as input but its card has no 'mmse_sigma'")
     k = _card_kernel(card, kernel)
@@ -271,6 +314,7 @@ def apply_model(
     progress: ProgressCallback | None = None,
     fast: bool = True,
     dtype: Any = np.float32,
+    noise: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
     """Deblur ``image`` with a loaded CRCNet (no kernel or channel checks: see :func:`crcnet`).
 
@@ -306,6 +350,10 @@ def apply_model(
         (``FAST_CHANNELS_LAST``; ``FAST_BFLOAT16`` is off, see benchmarks/inference_speed.py).
     dtype : numpy dtype
         Output dtype (float32; float64 only changes the output type, the network runs in float32).
+    noise : float, optional
+        Noise standard deviation of ``image`` (intensity units, 0.01 = 1 %), for models that take it: a
+        ``"noise"`` extra input, or ``mmse_sigma = "suggest"`` in the card. Default: the card's ``noise``
+        when it is one number, else :func:`~napari_crcnet.deconv.estimate_noise` of the image.
 
     Returns
     -------
@@ -343,10 +391,14 @@ def apply_model(
         planes = batch.reshape((n_batch * channels, 1, *spatial))
     else:
         planes = batch
+    noise_level = _noise_level(noise, card, image, channel_axis) if _needs_noise(config, card) else None
+    blurred = planes
     if config.input == "mmse":
-        planes = _mmse_planes(planes, card, kernel, spatial_ndim, dev)
+        planes = _mmse_planes(planes, card, kernel, spatial_ndim, dev, noise_level)
+    if config.extra_inputs:
+        planes = _with_extra_inputs(planes, blurred, config, noise_level)
 
-    out = np.empty_like(planes)
+    out = np.empty((planes.shape[0], config.in_channels, *spatial), np.float32)
     unit_channels = config.unit_channels() if return_residues else []
     residues = [np.empty((planes.shape[0], c, *spatial), np.float32) for c in unit_channels]
     runner = _Runner(model, dev, tile, overlap, fast, return_residues, progress)
@@ -381,6 +433,7 @@ def crcnet(
     tile: int = DEFAULT_TILE,
     overlap: int | None = None,
     fast: bool = True,
+    noise: float | None = None,
 ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
     """Deblur ``image`` with a trained CRCNet, checking that the model fits the kernel and the channels.
 
@@ -396,7 +449,7 @@ def crcnet(
         The kernel ``image`` was blurred with (convolution-oriented, centred; a spec string such as
         ``"gaussian:2"`` also works). A model only undoes the blur it was trained for: a kernel other
         than the card's raises ValueError unless ``force=True``. None: assume the card's kernel.
-    channel_axis, device, return_residues, progress, tile, overlap, fast
+    channel_axis, device, return_residues, progress, tile, overlap, fast, noise
         See :func:`apply_model`.
     force : bool
         Apply the model even to a kernel it was not trained for (its MMSE input then uses ``kernel``).
@@ -446,4 +499,5 @@ def crcnet(
         return_residues=return_residues,
         progress=progress,
         fast=fast,
+        noise=noise,
     )

@@ -40,6 +40,9 @@ import torch
 from torch import nn
 
 RU_ACTIVATIONS = ("sigmoid", "relu")
+EXTRA_INPUTS = ("noise", "blurred")
+#: The "noise" input channel holds ``noise_std / NOISE_MAP_SCALE`` (so 1 % noise gives 0.2, 5 % gives 1).
+NOISE_MAP_SCALE = 0.05
 IU_ACTIVATIONS = ("relu", "prelu")
 INPUTS = ("blurred", "mmse")
 
@@ -79,6 +82,11 @@ class CRCNetConfig:
         ``in_channels -> F``) in front of the units, which then see ``F, 2F, 4F, ...`` channels; e.g.
         ``features=3`` gives a gray network the RGB network's widths (the paper's gray network is 3x
         narrower). The IU still returns ``in_channels`` channels.
+    extra_inputs : tuple of {"noise", "blurred"}
+        Conditioning channels fed after the image (for a model that serves many kernels and noise levels):
+        ``"noise"`` one constant map ``noise_std / NOISE_MAP_SCALE``, ``"blurred"`` the blurred image
+        itself (``in_channels`` maps) beside the MMSE estimate. The network input then has
+        :attr:`input_channels` channels; the output and the global skip use the first ``in_channels``.
     """
 
     in_channels: int = 3
@@ -91,6 +99,7 @@ class CRCNetConfig:
     skip: bool = True
     spatial_dims: int = 2
     features: int | None = None
+    extra_inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("in_channels", "n_units", "iu_channels", "features"):
@@ -107,6 +116,12 @@ class CRCNetConfig:
             raise ValueError(f"input must be one of {INPUTS}, not {self.input!r}")
         if self.spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, not {self.spatial_dims!r}")
+        if isinstance(self.extra_inputs, str):
+            raise ValueError(f"extra_inputs must be a list of names, not the string {self.extra_inputs!r}")
+        self.extra_inputs = tuple(self.extra_inputs)
+        bad = [name for name in self.extra_inputs if name not in EXTRA_INPUTS]
+        if bad or len(set(self.extra_inputs)) != len(self.extra_inputs):
+            raise ValueError(f"extra_inputs must be distinct names from {EXTRA_INPUTS}, not {self.extra_inputs!r}")
         self.concatenate = bool(self.concatenate)
         self.skip = bool(self.skip)
 
@@ -125,14 +140,20 @@ class CRCNetConfig:
         )
 
     @property
+    def input_channels(self) -> int:
+        """Channels of the network input: the image's ``in_channels`` plus the :attr:`extra_inputs` maps."""
+        extra = {"noise": 1, "blurred": self.in_channels}
+        return self.in_channels + sum(extra[name] for name in self.extra_inputs)
+
+    @property
     def base_channels(self) -> int:
-        """Channels ``F`` of the network's input to the units: ``features``, or ``in_channels`` without a lift."""
-        return self.features or self.in_channels
+        """Channels ``F`` entering the units: ``features``, or :attr:`input_channels` without a lift."""
+        return self.features or self.input_channels
 
     @property
     def lifted(self) -> bool:
         """Whether a learned convolution lifts the input to ``features`` channels first."""
-        return self.features is not None and self.features != self.in_channels
+        return self.features is not None and self.features != self.input_channels
 
     def unit_channels(self) -> list[int]:
         """Channels of each Residual Unit (in = out): ``F 2^(i-1)`` with concatenation, else ``F``."""
@@ -146,7 +167,9 @@ class CRCNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict (stored in model cards)."""
-        return asdict(self)
+        data = asdict(self)
+        data["extra_inputs"] = list(self.extra_inputs)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CRCNetConfig:
@@ -225,7 +248,7 @@ class CRCNet(nn.Module):
         super().__init__()
         self.config = CRCNetConfig() if config is None else config
         cfg = self.config
-        self.lift = _conv(cfg.spatial_dims)(cfg.in_channels, cfg.features, 3, padding=1) if cfg.lifted else None
+        self.lift = _conv(cfg.spatial_dims)(cfg.input_channels, cfg.features, 3, padding=1) if cfg.lifted else None
         self.units = nn.ModuleList(
             ResidualUnit(c, cfg.ru_activation, cfg.spatial_dims) for c in cfg.unit_channels()
         )
@@ -260,7 +283,8 @@ class CRCNet(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            The blurred image (``config.input == "blurred"``) or its MMSE estimate (``"mmse"``).
+            The blurred image (``config.input == "blurred"``) or its MMSE estimate (``"mmse"``), followed by
+            the :attr:`~CRCNetConfig.extra_inputs` maps: ``(B, input_channels, *spatial)``.
         return_residues : bool
             Also return the unit outputs ``[inter_1, ..., inter_N]`` (the learned residues; unit ``i``
             has ``config.unit_channels()[i-1]`` channels).
@@ -273,7 +297,7 @@ class CRCNet(nn.Module):
         residues : list of torch.Tensor
             Only with ``return_residues=True``.
         """
-        expected = self.config.in_channels
+        expected = self.config.input_channels
         if x.ndim != self.config.spatial_dims + 2 or x.shape[1] != expected:
             axes = "Z, Y, X" if self.config.spatial_dims == 3 else "Y, X"
             raise ValueError(f"CRCNet expects a tensor (B, {expected}, {axes}), got shape {tuple(x.shape)}")
@@ -283,7 +307,7 @@ class CRCNet(nn.Module):
             outputs.append(unit(z))
         out = self.integrate(torch.cat(outputs, dim=1))
         if self.config.skip:
-            out = out + x
+            out = out + x[:, : self.config.in_channels]
         if return_residues:
             return out, outputs[1:]
         return out
