@@ -133,6 +133,36 @@ def test_synthesizer_is_deterministic_by_seed_and_restores_its_state():
     assert not torch.equal(first[0], second[0])
 
 
+def test_family_synthesizer_gives_each_crop_its_own_valid_blur_and_noise():
+    from napari_crcnet.kernels import kernel_from_spec
+    from napari_crcnet.training.data import FamilySynthesizer
+
+    images, _ = _images()
+    synth = FamilySynthesizer([data.camera()[:100, :100]], channels=1, crop=24, max_kernel=15, augment=False)
+    big = torch.from_numpy(data.camera()[None, None, 100:138, 100:138].astype(np.float32) / 255)  # 24 + 2 * 7
+    kernel = kernel_from_spec("motion:9,30")  # 9x9 or so, smaller than max_kernel: still exact
+    blurred, clear = synth.degrade_with(big, kernel, 1e-12)
+    r, rk = 7, kernel.shape[0] // 2
+    valid = ndimage.convolve(big[0, 0].numpy().astype(np.float64), kernel, mode="wrap")[r:-r, r:-r]
+    np.testing.assert_allclose(blurred[0, 0].numpy(), valid, atol=2e-6)
+    assert rk <= r and clear.shape == blurred.shape == (1, 1, 24, 24)
+    # Batches: one kernel (within max_kernel) and one noise level (within the range) per crop, seeded.
+    a = FamilySynthesizer(images, channels=1, crop=16, max_kernel=15, noise_range=(0.01, 0.03), seed=2)
+    b = FamilySynthesizer(images, channels=1, crop=16, max_kernel=15, noise_range=(0.01, 0.03), seed=2)
+    state = a.state_dict()
+    blurred, clear, kernels, noise = a.sample_degraded(6)
+    assert blurred.shape == clear.shape == (6, 1, 16, 16) and len(kernels) == 6 and noise.shape == (6,)
+    assert all(max(k.shape) <= 15 for k in kernels) and float(noise.min()) >= 0.01 and float(noise.max()) <= 0.03
+    assert len({k.tobytes() for k in kernels}) > 1
+    again = b.sample_degraded(6)
+    assert torch.equal(again[0], blurred) and torch.equal(again[3], noise)
+    a.load_state_dict(state)
+    assert torch.equal(a.sample_degraded(6)[0], blurred)
+    for bad in ({"noise_range": (0.0, 0.1)}, {"noise_range": (0.2, 0.1)}, {"max_kernel": 10}):
+        with pytest.raises(ValueError):
+            FamilySynthesizer(images, channels=1, crop=16, **bad)
+
+
 # ---------------------------------------------------------------------------------------------- train
 def test_loss_decreases_over_a_short_run():
     losses = []

@@ -45,7 +45,7 @@ import torch
 
 from ._arrays import Layout, prepare, resolve_device
 from ._progress import ProgressCallback, report
-from .models.crcnet import CRCNet
+from .models.crcnet import CRCNet, network_input
 from .operators import DEFAULT_BOUNDARY
 
 __all__ = ["DEFAULT_TILE", "apply_model", "crcnet", "default_overlap"]
@@ -241,20 +241,6 @@ def _noise_level(noise: float | None, card: dict[str, Any], image: Any, channel_
     return float(noise)
 
 
-def _with_extra_inputs(image_planes: np.ndarray, blurred: np.ndarray, config: Any, noise: float | None) -> np.ndarray:
-    """``[image, extra maps...]`` on the channel axis (``(N, input_channels, *spatial)``, float32)."""
-    from .models.crcnet import NOISE_MAP_SCALE
-
-    parts = [image_planes]
-    for name in config.extra_inputs:
-        if name == "noise":
-            parts.append(np.full((image_planes.shape[0], 1, *image_planes.shape[2:]), noise / NOISE_MAP_SCALE,
-                                 np.float32))
-        else:  # "blurred"
-            parts.append(blurred.astype(np.float32, copy=False))
-    return np.concatenate(parts, axis=1)
-
-
 def _mmse_planes(
     batch: np.ndarray,
     card: dict[str, Any],
@@ -395,8 +381,7 @@ def apply_model(
     blurred = planes
     if config.input == "mmse":
         planes = _mmse_planes(planes, card, kernel, spatial_ndim, dev, noise_level)
-    if config.extra_inputs:
-        planes = _with_extra_inputs(planes, blurred, config, noise_level)
+    planes = network_input(config, planes, blurred, noise_level)
 
     out = np.empty((planes.shape[0], config.in_channels, *spatial), np.float32)
     unit_channels = config.unit_channels() if return_residues else []

@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -179,6 +180,35 @@ class CRCNetConfig:
         if unknown:
             raise ValueError(f"unknown CRCNetConfig field(s) {unknown}; known: {sorted(known)}")
         return cls(**data)
+
+
+def network_input(config: CRCNetConfig, image: Any, blurred: Any = None, noise: Any = None) -> Any:
+    """The network's input: ``image`` (MMSE estimate or blurred image, ``(B, C, *spatial)``) followed by the
+    :attr:`~CRCNetConfig.extra_inputs` maps, on axis 1; NumPy arrays or torch tensors (same type out).
+
+    ``noise`` is the noise std, one number or one per batch item (``"noise"`` map value
+    ``noise / NOISE_MAP_SCALE``); ``blurred`` is the blurred image (for ``"blurred"``).
+    """
+    if not config.extra_inputs:
+        return image
+    is_torch = isinstance(image, torch.Tensor)
+    parts = [image]
+    for name in config.extra_inputs:
+        if name == "noise":
+            if noise is None:
+                raise ValueError("this model takes the noise level as an input: pass noise=")
+            shape = (image.shape[0], 1, *image.shape[2:])
+            if is_torch:
+                level = torch.as_tensor(noise, dtype=image.dtype, device=image.device).reshape(-1)
+                parts.append((level / NOISE_MAP_SCALE).reshape(-1, *[1] * (image.ndim - 1)).expand(shape))
+            else:
+                level = np.asarray(noise, dtype=image.dtype).reshape(-1)
+                parts.append(np.broadcast_to((level / NOISE_MAP_SCALE).reshape(-1, *[1] * (image.ndim - 1)), shape))
+        else:  # "blurred"
+            if blurred is None:
+                raise ValueError("this model takes the blurred image as an input: pass blurred=")
+            parts.append(blurred)
+    return torch.cat(parts, dim=1) if is_torch else np.concatenate(parts, axis=1).astype(image.dtype, copy=False)
 
 
 def _conv(spatial_dims: int) -> type[nn.Module]:

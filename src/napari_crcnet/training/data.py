@@ -323,3 +323,88 @@ class PairSynthesizer:
             big = torch.from_numpy(np.ascontiguousarray(image[None, :, y0 : y0 + h + 2 * ry, x0 : x0 + w + 2 * rx]))
             pairs.append(self.degrade(big, generator))
         return pairs
+
+
+class FamilySynthesizer(PairSynthesizer):
+    """Training pairs for a model that serves many kernels and noise levels (the "any kernel" CRCNet).
+
+    Like :class:`PairSynthesizer`, but every crop gets its own degradation: a kernel drawn by
+    :func:`napari_crcnet.kernels.random_kernel_spec` (at most ``max_kernel`` pixels wide) and a Gaussian
+    noise std drawn log-uniformly from ``noise_range``. The clear crops are ``crop + 2 (max_kernel // 2)``
+    wide so that the 'valid' blur of every kernel is exact. :meth:`sample_degraded` returns the kernels
+    and noise levels with the pairs, for the network's kernel-aware inputs.
+
+    Parameters
+    ----------
+    images, channels, crop, augment, seed, device, exclude, stored, names
+        As for :class:`PairSynthesizer`.
+    max_kernel : int
+        Largest kernel side (odd, >= 9).
+    noise_range : (float, float)
+        Smallest and largest noise std (intensity units), ``0 < low <= high``.
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        channels: int = 3,
+        crop: int = 64,
+        max_kernel: int = 31,
+        noise_range: tuple[float, float] = (0.005, 0.05),
+        augment: bool = True,
+        seed: int = 0,
+        device: Any = "cpu",
+        exclude: Sequence[Path] = (),
+        stored: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        low, high = (float(v) for v in noise_range)
+        if not (0 < low <= high and np.isfinite(high)):
+            raise ValueError(f"noise_range must be (low, high) with 0 < low <= high, not {noise_range!r}")
+        if int(max_kernel) != max_kernel or max_kernel < 9 or max_kernel % 2 == 0:
+            raise ValueError(f"max_kernel must be an odd integer >= 9, not {max_kernel!r}")
+        box = np.full((int(max_kernel),) * 2, 1.0 / max_kernel**2)  # only sets the crop margin
+        super().__init__(images, box, channels, crop, noise=high, augment=augment, seed=seed, device=device,
+                         exclude=exclude, stored=stored, names=names)
+        self.max_kernel = int(max_kernel)
+        self.noise_range = (low, high)
+
+    def draw_degradation(self) -> tuple[str, float]:
+        """A random kernel spec and noise std (from the synthesizer's NumPy generator)."""
+        from ..kernels import random_kernel_spec
+
+        spec = random_kernel_spec(self.rng, self.max_kernel)
+        low, high = self.noise_range
+        return spec, float(np.exp(self.rng.uniform(np.log(low), np.log(high))))
+
+    def degrade_with(
+        self, big: torch.Tensor, kernel: np.ndarray, noise: float, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """'Valid' blur of clear crops ``big`` by ``kernel`` plus Gaussian noise of std ``noise``."""
+        generator = self.generator if generator is None else generator
+        r = self.max_kernel // 2
+        big = big.to(self.device, torch.float32)
+        centre = (Ellipsis, slice(r, big.shape[-2] - r), slice(r, big.shape[-1] - r))
+        blurred = BlurOperator(kernel, boundary="periodic", device=self.device).forward(big)[centre]
+        blurred = blurred + noise * torch.randn(blurred.shape, generator=generator).to(self.device)
+        return blurred.contiguous(), big[centre].contiguous()
+
+    def sample_degraded(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray], torch.Tensor]:
+        """``(blurred, clear, kernels, noise)``: a batch of pairs, each with its own kernel and noise std."""
+        from ..kernels import kernel_from_spec
+
+        blurred, clear, kernels, levels = [], [], [], []
+        for _ in range(int(batch)):
+            spec, noise = self.draw_degradation()
+            kernel = kernel_from_spec(spec)
+            b, x = self.degrade_with(torch.from_numpy(self._random_crop())[None], kernel, noise)
+            blurred.append(b)
+            clear.append(x)
+            kernels.append(kernel)
+            levels.append(noise)
+        return torch.cat(blurred), torch.cat(clear), kernels, torch.tensor(levels, dtype=torch.float32)
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(blurred, clear)`` only (see :meth:`sample_degraded`)."""
+        blurred, clear, _, _ = self.sample_degraded(batch)
+        return blurred, clear
