@@ -195,6 +195,55 @@ def test_resume_is_bit_for_bit(tmp_path):
     assert readable["step"] == 6 and readable["mmse_sigma"] == document["mmse_sigma"]
 
 
+def _any_config(tmp_path: Path | None = None, **overrides) -> TrainConfig:
+    options = {"kernel": "any", "max_kernel": 9, "noise_range": (0.01, 0.04),
+               "model": {**TINY, "extra_inputs": ["noise"]}}
+    return _config(tmp_path, **{**options, **overrides})
+
+
+def test_any_kernel_training_resumes_bit_for_bit_and_saves_a_family_card(tmp_path):
+    """kernel='any': every crop its own kernel and noise; the card names the family, not one kernel."""
+    from napari_crcnet.inference import crcnet
+    from napari_crcnet.models.store import load_model
+
+    straight = train(_any_config(tmp_path / "a", iterations=4, val_every=2))
+    first = train(_any_config(tmp_path / "b", iterations=2))
+    resumed = train(_any_config(tmp_path / "b", iterations=4, resume=True, output=tmp_path / "any.safetensors"))
+    assert _same_weights(straight.model, resumed.model)
+    assert first.steps == 2 and resumed.steps == 4
+    card = resumed.card
+    assert card["kernel"] is None and card["mmse_sigma"] == "suggest" and card["noise"] == [0.01, 0.04]
+    assert card["kernel_family"]["max_kernel"] == 9
+    assert np.isfinite(straight.metrics["validation"]["mmse_psnr"])
+    # Any kernel is accepted; one wider than the family warns.
+    net, loaded = load_model(tmp_path / "any.safetensors", kernel=np.ones((5, 5)) / 25, device="cpu")
+    image = data.camera()[:40, :48]
+    out = crcnet(image, (net, loaded), np.ones((3, 3)) / 9, device="cpu", noise=0.02)
+    assert out.shape == image.shape and np.isfinite(out).all()
+    with pytest.warns(UserWarning, match="up to 9 px"):
+        load_model(tmp_path / "any.safetensors", kernel=np.ones((11, 11)) / 121, device="cpu")
+    # A checkpoint of the family problem is refused for a per-kernel run (and the other way round).
+    with pytest.raises(ValueError, match="another kernel"):
+        train(_config(tmp_path / "b", iterations=5, resume=True, model={**TINY, "extra_inputs": ["noise"]}))
+
+
+def test_init_starts_a_fit_from_another_models_weights(tmp_path):
+    source = train(_any_config(iterations=2, output=tmp_path / "any.safetensors"))
+    tuned = train(_config(iterations=1, lr=1e-12, warmup=1, init=tmp_path / "any.safetensors",
+                          model={**TINY, "extra_inputs": ["noise"]}))
+    for (name, a), b in zip(source.model.state_dict().items(), tuned.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    with pytest.raises(ValueError, match="architecture"):
+        train(_config(iterations=1, init=tmp_path / "any.safetensors"))
+
+
+def test_any_kernel_config_errors():
+    for bad, match in (({"noise_range": (0.0, 0.1)}, "noise_range"), ({"max_kernel": 12}, "max_kernel"),
+                       ({"photons": 100.0}, "photons"), ({"mmse_sigma": 0.01}, "mmse_sigma")):
+        with pytest.raises(ValueError, match=match):
+            train(_any_config(**bad))
+
+
 def test_resume_refuses_a_checkpoint_for_another_kernel(tmp_path):
     train(_config(tmp_path, iterations=2))
     other = np.zeros((5, 5))
@@ -282,9 +331,8 @@ def test_validation_log_reports_model_mmse_and_dead_units(tmp_path):
         result.model.integrate.conv1.bias.fill_(-1.0)
     synth = PairSynthesizer(_images()[0], _kernel(), channels=1, crop=32)
     pairs = synth.validation_pairs(_images()[1], size=32, seed=0)
-    from napari_crcnet.operators import BlurOperator
-
-    scores = fit_module.evaluate(result.model, pairs, BlurOperator(_kernel(), device="cpu"), 0.01)
+    inputs = fit_module.NetworkInputs(result.model.config, torch.device("cpu"), "taper", _kernel(), 0.01)
+    scores = fit_module.evaluate(result.model, pairs, inputs)
     assert scores["iu_dead"] == 1.0
 
 

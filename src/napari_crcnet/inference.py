@@ -459,15 +459,8 @@ def crcnet(
         card = dict(card or {})
         if not isinstance(net, CRCNet):
             raise TypeError(f"model pair must be (CRCNet, card), got ({type(net).__name__}, ...)")
-        if kernel is not None and not force:
-            if card.get("kernel") is None and not card.get("kernel_sha256"):
-                raise ValueError("the model card has no kernel to check against; use force=True")
-            if not store.kernel_matches(kernel, card):
-                raise ValueError(
-                    f"model {card.get('name', '?')!r} was trained for another kernel "
-                    f"({store._describe_kernel(card['kernel']) if card.get('kernel') is not None else '?'}, "
-                    f"given {store._describe_kernel(kernel)}); use force=True to apply it anyway"
-                )
+        if kernel is not None:
+            store.check_kernel(card, kernel, force)
         if net.config.in_channels not in (1, channels):
             raise ValueError(f"the model takes {net.config.in_channels} channels, the image has {channels}")
     else:

@@ -104,6 +104,38 @@ def kernel_matches(kernel: Any, card: dict[str, Any]) -> bool:
     return a.shape == b.shape and float(np.max(np.abs(a - b))) <= KERNEL_ATOL
 
 
+def check_kernel(card: dict[str, Any], kernel: Any, force: bool = False, name: str | None = None) -> None:
+    """Raise ValueError unless the model of ``card`` was trained for ``kernel`` (or ``force``).
+
+    A per-kernel model fits only its own kernel (:func:`kernel_matches`). A model trained over a kernel
+    family (card ``kernel_family``) fits any kernel; one larger than the family's ``max_kernel`` only
+    warns, since the network never saw blur that wide.
+    """
+    name = name or card.get("name", "?")
+    family = card.get("kernel_family")
+    if family:
+        size = max(np.shape(kernel))
+        if size > int(family.get("max_kernel", size)):
+            warnings.warn(
+                f"model {name!r} was trained on kernels up to {family['max_kernel']} px, this one is {size} px: "
+                "expect a weaker result", stacklevel=3,
+            )
+        return
+    if force:
+        return
+    if card.get("kernel") is None and not card.get("kernel_sha256"):
+        raise ValueError(f"model {name!r} has no kernel in its card to check against; use force=True")
+    if not kernel_matches(kernel, card):
+        if card.get("kernel") is not None:
+            theirs = _describe_kernel(card["kernel"])
+        else:
+            theirs = f"sha256 {card['kernel_sha256'][:12]}"
+        raise ValueError(
+            f"model {name!r} was trained for kernel {theirs}, "
+            f"not for the given kernel {_describe_kernel(kernel)}; use force=True to apply it anyway"
+        )
+
+
 def _describe_kernel(kernel: Any) -> str:
     k = np.asarray(kernel, dtype=np.float64)
     return f"{'x'.join(map(str, k.shape))} sha256 {kernel_sha256(k)[:12]}"
@@ -338,19 +370,7 @@ def load_model(
     config = CRCNetConfig.from_dict(card["config"])
     name = card.get("name", path.stem)
     if kernel is not None:
-        if card.get("kernel") is None and not card.get("kernel_sha256"):
-            if not force:
-                raise ValueError(f"model {name!r} has no kernel in its card; use force=True")
-        elif not kernel_matches(kernel, card) and not force:
-            theirs = (
-                _describe_kernel(card["kernel"])
-                if card.get("kernel") is not None
-                else f"sha256 {card['kernel_sha256'][:12]}"
-            )
-            raise ValueError(
-                f"model {name!r} was trained for kernel {theirs}, "
-                f"not for the given kernel {_describe_kernel(kernel)}; use force=True to apply it anyway"
-            )
+        check_kernel(card, kernel, force, name)
     if channels is not None and config.in_channels not in (1, int(channels)):
         raise ValueError(f"model {name!r} takes {config.in_channels} channels, the image has {channels}")
     try:

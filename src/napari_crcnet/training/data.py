@@ -369,13 +369,14 @@ class FamilySynthesizer(PairSynthesizer):
         self.max_kernel = int(max_kernel)
         self.noise_range = (low, high)
 
-    def draw_degradation(self) -> tuple[str, float]:
-        """A random kernel spec and noise std (from the synthesizer's NumPy generator)."""
+    def draw_degradation(self, rng: np.random.Generator | None = None) -> tuple[str, float]:
+        """A random kernel spec and noise std (from ``rng``, default the synthesizer's NumPy generator)."""
         from ..kernels import random_kernel_spec
 
-        spec = random_kernel_spec(self.rng, self.max_kernel)
+        rng = self.rng if rng is None else rng
+        spec = random_kernel_spec(rng, self.max_kernel)
         low, high = self.noise_range
-        return spec, float(np.exp(self.rng.uniform(np.log(low), np.log(high))))
+        return spec, float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
     def degrade_with(
         self, big: torch.Tensor, kernel: np.ndarray, noise: float, generator: torch.Generator | None = None
@@ -408,3 +409,29 @@ class FamilySynthesizer(PairSynthesizer):
         """``(blurred, clear)`` only (see :meth:`sample_degraded`)."""
         blurred, clear, _, _ = self.sample_degraded(batch)
         return blurred, clear
+
+    def validation_pairs(
+        self, images: Any, size: int = 128, seed: int = 0, stored: bool = False, exclude: Sequence[Path] = ()
+    ) -> list[tuple[torch.Tensor, torch.Tensor, list[np.ndarray], torch.Tensor]]:
+        """Fixed held-out ``(blurred, clear, [kernel], noise)`` tuples: the centre ``size x size`` (or less)
+        of each image with a degradation drawn from generators seeded by ``seed`` (the same every call)."""
+        from ..kernels import kernel_from_spec
+
+        if stored:
+            arrays = list(images)
+        else:
+            arrays, _ = load_images(images, self.channels, exclude, min_size=max(self.big) - self.crop + 8)
+        rng = np.random.default_rng(int(seed))
+        generator = torch.Generator().manual_seed(int(seed))
+        r = self.max_kernel // 2
+        pairs = []
+        for stored_image in arrays:
+            image = _expand(stored_image)
+            h, w = (min(size, n - 2 * r) for n in image.shape[-2:])
+            y0, x0 = (image.shape[-2] - h) // 2 - r, (image.shape[-1] - w) // 2 - r
+            big = torch.from_numpy(np.ascontiguousarray(image[None, :, y0 : y0 + h + 2 * r, x0 : x0 + w + 2 * r]))
+            spec, noise = self.draw_degradation(rng)
+            kernel = kernel_from_spec(spec)
+            blurred, clear = self.degrade_with(big, kernel, noise, generator)
+            pairs.append((blurred, clear, [kernel], torch.tensor([noise])))
+        return pairs

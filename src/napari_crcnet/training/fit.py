@@ -42,10 +42,12 @@ from .._arrays import resolve_device
 from .._progress import Cancelled, ProgressCallback
 from ..models.store import atomic_write
 from ..operators import DEFAULT_BOUNDARY, BlurOperator
-from .data import PairSynthesizer, find_images, load_images
+from .data import FamilySynthesizer, PairSynthesizer, find_images, load_images
 from .loss import PAPER_ALPHA, PAPER_GAMMA, crcnet_loss
 
 CHECKPOINT_FORMAT = 1
+#: ``TrainConfig.kernel`` value for one model over the whole kernel family (the "any kernel" CRCNet).
+ANY_KERNEL = "any"
 _META_KEY = "napari_crcnet_checkpoint"
 
 
@@ -57,7 +59,10 @@ class TrainConfig:
     ----------
     kernel : array, str or Path
         The blur kernel (convolution-oriented, odd-sized, centred; normalised to sum 1), a spec such as
-        ``"gaussian:2"`` / ``"shake:21,seed=3"`` or a kernel file (see ``kernels.kernel_from_spec``).
+        ``"gaussian:2"`` / ``"shake:21,seed=3"`` or a kernel file (see ``kernels.kernel_from_spec``); or
+        ``"any"`` (:data:`ANY_KERNEL`) for one model over the kernel family of
+        ``kernels.random_kernel_spec`` and the noise levels ``noise_range`` (each crop its own; the MMSE
+        input uses the crop's kernel and ``suggest_sigma(noise)``).
     images : folder, file, list of them, or list of arrays
         Clear training images (``(Y, X)`` gray or ``(Y, X, 3)`` RGB arrays, channel last).
     val_images : same, optional
@@ -121,6 +126,13 @@ class TrainConfig:
         Stop (checkpoint, save, ``stopped=True``) after this many seconds of this call.
     card : dict
         Extra model card fields (merged last).
+    noise_range : (float, float)
+        With ``kernel="any"``: noise std drawn log-uniformly in this range per crop (``noise`` unused).
+    max_kernel : int
+        With ``kernel="any"``: largest kernel side drawn (odd, >= 9).
+    init : path or model name, optional
+        Start from this model's weights (same architecture) instead of a random initialisation, e.g. a
+        per-kernel fit from the shipped any-kernel model. Ignored when resuming from a checkpoint.
     """
 
     kernel: Any
@@ -161,6 +173,14 @@ class TrainConfig:
     mmse_boundary: str = DEFAULT_BOUNDARY
     time_limit_s: float | None = None
     card: dict = field(default_factory=dict)
+    noise_range: tuple[float, float] = (0.005, 0.05)
+    max_kernel: int = 31
+    init: Any = None
+
+    @property
+    def any_kernel(self) -> bool:
+        """True for a model over the whole kernel family (``kernel="any"``)."""
+        return isinstance(self.kernel, str) and self.kernel == ANY_KERNEL
 
     def validate(self) -> None:
         """Raise ValueError for a bad value (called by :func:`train` before any work)."""
@@ -185,6 +205,17 @@ class TrainConfig:
             raise ValueError(f"mmse_sigma must be positive, not {self.mmse_sigma!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, not {self.grad_clip!r}")
+        if self.any_kernel:
+            low, high = (float(v) for v in self.noise_range)
+            if not (0 < low <= high and math.isfinite(high)):
+                raise ValueError(f"noise_range must be (low, high) with 0 < low <= high, not {self.noise_range!r}")
+            if isinstance(self.max_kernel, bool) or int(self.max_kernel) != self.max_kernel or self.max_kernel < 9 \
+                    or self.max_kernel % 2 == 0:
+                raise ValueError(f"max_kernel must be an odd integer >= 9, not {self.max_kernel!r}")
+            if self.photons is not None:
+                raise ValueError("photons (Poisson noise) is not supported with kernel='any'")
+            if self.mmse_sigma is not None:
+                raise ValueError("mmse_sigma is chosen per crop (suggest_sigma of its noise) with kernel='any'")
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (arrays replaced by a short note) for logs and cards."""
@@ -292,6 +323,46 @@ def mmse_filter(operator: BlurOperator, blurred: torch.Tensor, sigma: float) -> 
     return operator.filter(blurred, lambda K: K.conj() / (K.abs() ** 2 + sigma))
 
 
+class NetworkInputs:
+    """Turns blurred crops into the network's input and the MMSE baseline it is scored against.
+
+    Per-kernel (``kernel`` given): the MMSE estimate of the whole batch with that kernel at ``sigma``.
+    Any-kernel (``kernel`` None): each crop's own kernel and ``sigma = deconv.suggest_sigma(noise)``.
+    The input is then :func:`~napari_crcnet.models.crcnet.network_input` of the estimate (or of the blurred
+    crop for ``config.input == "blurred"``) with the configured extra maps, exactly as inference builds it.
+    """
+
+    def __init__(
+        self, model_config: Any, device: torch.device, boundary: str, kernel: Any = None, sigma: float | None = None,
+        noise: float | None = None,
+    ) -> None:
+        self.config = model_config
+        self.device = device
+        self.boundary = boundary
+        self.operator = None if kernel is None else BlurOperator(kernel, boundary=boundary, device=device)
+        self.sigma = sigma
+        self.noise = noise
+
+    def __call__(
+        self, blurred: torch.Tensor, kernels: list[np.ndarray] | None = None, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(net_input, mmse_estimate)`` of a batch ``(B, C, Y, X)``."""
+        from ..deconv import suggest_sigma
+        from ..models.crcnet import network_input
+
+        if self.operator is not None:
+            estimate = mmse_filter(self.operator, blurred, self.sigma)
+            noise = self.noise
+        else:
+            estimate = torch.cat([
+                mmse_filter(BlurOperator(k, boundary=self.boundary, device=self.device), blurred[i : i + 1],
+                            suggest_sigma(float(noise[i])))
+                for i, k in enumerate(kernels)
+            ])
+        image = estimate if self.config.input == "mmse" else blurred
+        return network_input(self.config, image, blurred, noise), estimate
+
+
 def _autocast(device: torch.device, amp: str):
     if amp == "off":
         return contextlib.nullcontext()
@@ -382,14 +453,15 @@ def _iu_activation(model: torch.nn.Module) -> torch.nn.Module | None:
 
 def evaluate(
     model: torch.nn.Module,
-    pairs: list[tuple[torch.Tensor, torch.Tensor]],
-    operator: BlurOperator,
-    sigma: float,
+    pairs: list[tuple],
+    inputs: NetworkInputs,
     amp: str = "off",
     channels_last: bool = True,
 ) -> dict[str, float]:
-    """Mean PSNR/SSIM of the model and of MMSE at ``sigma`` on ``pairs``, and the IU dead-unit fraction.
+    """Mean PSNR/SSIM of the model and of its MMSE baseline on ``pairs``, and the IU dead-unit fraction.
 
+    ``pairs`` are ``(blurred, clear)`` (per-kernel) or ``(blurred, clear, kernels, noise)`` (any-kernel)
+    tuples of one image each; ``inputs`` makes the network input and the baseline.
     Outputs are clipped to [0, 1] before scoring; SSIM of RGB is on the Y channel (``metrics.ssim``).
     ``iu_dead`` is the fraction of the IU's hidden channels whose pre-activation is never positive on any
     validation pixel: such a ReLU unit passes no signal and gets no gradient (the paper's ReLU IU can die
@@ -410,11 +482,8 @@ def evaluate(
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "mmse_psnr": [], "mmse_ssim": []}
     try:
         with torch.no_grad():
-            for blurred, clear in pairs:
-                blurred = blurred.to(device)
-                estimate = mmse_filter(operator, blurred, sigma)
-                config = getattr(model, "config", None)
-                net_input = estimate if getattr(config, "input", "blurred") == "mmse" else blurred
+            for blurred, clear, *degradation in pairs:
+                net_input, estimate = inputs(blurred.to(device), *degradation)
                 if channels_last:
                     net_input = net_input.contiguous(memory_format=torch.channels_last)
                 with _autocast(device, amp):
@@ -551,6 +620,30 @@ def _restore(
     torch.set_rng_state(tensors["rng.global"])
 
 
+def family_sha256(config: TrainConfig) -> str:
+    """Identity of an any-kernel training problem (kernel family, size limit, noise range), as a sha256."""
+    import hashlib
+
+    from ..kernels import KERNEL_FAMILY
+
+    text = json.dumps({"kernel": ANY_KERNEL, "family": KERNEL_FAMILY, "max_kernel": int(config.max_kernel),
+                       "noise_range": [float(v) for v in config.noise_range]}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> None:
+    """Copy the weights of the model ``init`` (path or name) into ``model``; the architectures must match."""
+    from ..models.store import load_model
+
+    source, card = load_model(init, device="cpu")
+    if source.config.to_dict() != model_config.to_dict():
+        raise ValueError(
+            f"cannot start from {card.get('name', init)!r}: its architecture {source.config.to_dict()} differs "
+            f"from this run's {model_config.to_dict()} (pick the same --config / channels)"
+        )
+    model.load_state_dict(source.state_dict())
+
+
 # ---------------------------------------------------------------------------------------------- train
 def _split_validation(config: TrainConfig, synthesizer: PairSynthesizer) -> tuple[list, list[str], str]:
     """Validation images: the given ones, or ``n_val`` training images held out (chosen by the seed)."""
@@ -622,11 +715,11 @@ def train(
     if config.threads:
         torch.set_num_threads(int(config.threads))
     device = resolve_device(config.device)
-    kernel = resolve_kernel(config.kernel)
+    kernel = None if config.any_kernel else resolve_kernel(config.kernel)
     model_config = resolve_model_config(config.model, config.channels)
     from ..models.store import kernel_sha256
 
-    sha = kernel_sha256(kernel)
+    sha = family_sha256(config) if config.any_kernel else kernel_sha256(kernel)
     amp = config.amp
     if amp == "auto":
         amp = "bf16" if device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported()) else "off"
@@ -634,13 +727,19 @@ def train(
     val_files: list[Path] = []
     if config.val_images is not None and not _is_arrays(config.val_images):
         val_files = find_images(config.val_images)
-    synthesizer = PairSynthesizer(
-        config.images, kernel, channels=config.channels, crop=config.crop, noise=config.noise,
-        photons=config.photons, augment=config.augment, seed=config.seed, device=device, exclude=val_files,
-    )
+    if config.any_kernel:
+        synthesizer: PairSynthesizer = FamilySynthesizer(
+            config.images, channels=config.channels, crop=config.crop, max_kernel=config.max_kernel,
+            noise_range=config.noise_range, augment=config.augment, seed=config.seed, device=device,
+            exclude=val_files,
+        )
+    else:
+        synthesizer = PairSynthesizer(
+            config.images, kernel, channels=config.channels, crop=config.crop, noise=config.noise,
+            photons=config.photons, augment=config.augment, seed=config.seed, device=device, exclude=val_files,
+        )
     val_images, val_names, val_note = _split_validation(config, synthesizer)
     val_pairs = synthesizer.validation_pairs(val_images, size=config.val_size, seed=config.seed + 104729, stored=True)
-    mmse_operator = BlurOperator(kernel, boundary=config.mmse_boundary, device=device)
 
     torch.manual_seed(config.seed)
     model = CRCNet(model_config).to(device)
@@ -664,13 +763,20 @@ def train(
         step = int(document["step"])
         elapsed_before = float(document.get("elapsed_s", 0.0))
         history_before = list(document.get("history", []))
-        mmse_sigma = float(document["mmse_sigma"])
+        mmse_sigma = document["mmse_sigma"]
         sigma_scores = document.get("sigma_scores", {})
         resumed = True
-    if mmse_sigma is None:
-        mmse_sigma, sigma_scores = choose_mmse_sigma(val_pairs, mmse_operator, config.noise)
-    mmse_sigma = float(mmse_sigma)
-    use_mmse = model_config.input == "mmse"
+    elif config.init is not None:
+        _initialise_from(model, config.init, model_config)
+    if config.any_kernel:
+        mmse_sigma = "suggest"  # per crop: deconv.suggest_sigma(noise)
+        inputs = NetworkInputs(model_config, device, config.mmse_boundary)
+    else:
+        if mmse_sigma is None:
+            mmse_operator = BlurOperator(kernel, boundary=config.mmse_boundary, device=device)
+            mmse_sigma, sigma_scores = choose_mmse_sigma(val_pairs, mmse_operator, config.noise)
+        mmse_sigma = float(mmse_sigma)
+        inputs = NetworkInputs(model_config, device, config.mmse_boundary, kernel, mmse_sigma, config.noise)
 
     logger({
         "event": "start", "step": step, "resumed": resumed, "iterations": config.iterations,
@@ -703,7 +809,7 @@ def train(
         logger({"event": "checkpoint", "step": step, "path": str(checkpoint), "reason": reason})
 
     def validate() -> dict[str, Any]:
-        record = evaluate(model, val_pairs, mmse_operator, mmse_sigma, amp, config.channels_last)
+        record = evaluate(model, val_pairs, inputs, amp, config.channels_last)
         record = {"event": "val", "step": step, **record}
         history.append(record)
         logger(record)
@@ -723,9 +829,12 @@ def train(
             rate = learning_rate(config, step)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            blurred, clear = synthesizer.sample(config.batch)
+            if config.any_kernel:
+                blurred, clear, kernels, noise = synthesizer.sample_degraded(config.batch)
+            else:
+                (blurred, clear), kernels, noise = synthesizer.sample(config.batch), None, None
             with torch.no_grad():
-                net_input = mmse_filter(mmse_operator, blurred, mmse_sigma) if use_mmse else blurred
+                net_input, _ = inputs(blurred, kernels, noise)
             if config.channels_last:
                 net_input = net_input.contiguous(memory_format=torch.channels_last)
             with _autocast(device, amp):
@@ -786,9 +895,9 @@ def train(
     card = {
         "name": config.name or (Path(config.output).stem if config.output else "crcnet"),
         "description": config.description,
-        "kernel": kernel.tolist(),
-        "kernel_sha256": sha,
-        "noise": config.noise,
+        "kernel": None if kernel is None else kernel.tolist(),
+        "kernel_sha256": None if kernel is None else sha,
+        "noise": list(config.noise_range) if config.any_kernel else config.noise,
         "photons": config.photons,
         "mmse_sigma": mmse_sigma,
         "mmse_boundary": config.mmse_boundary,
@@ -808,6 +917,13 @@ def train(
         },
         "metrics": metrics,
     }
+    if config.any_kernel:
+        from ..kernels import KERNEL_FAMILY
+
+        card["kernel_family"] = {"types": dict(KERNEL_FAMILY), "max_kernel": config.max_kernel,
+                                 "sampler": "napari_crcnet.kernels.random_kernel_spec"}
+        card["training"]["pairs"] = ("valid blur of random crops, each by its own kernel from kernel_family and "
+                                     "Gaussian noise of std log-uniform in noise")
     card = _merge(card, config.card)
     model_path = None
     if config.output is not None:
