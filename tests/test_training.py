@@ -377,6 +377,30 @@ def test_cli_end_to_end_writes_a_loadable_model_and_card(tmp_path, capsys):
     assert (tmp_path / "model.ckpt.safetensors").exists() and (tmp_path / "model.train.jsonl").exists()
 
 
+def test_cli_any_kernel_model_then_a_fit_that_starts_from_it(tmp_path, capsys):
+    from napari_crcnet.models.store import load_model
+
+    train_images, _ = _images()
+    _write_pngs(tmp_path / "train", train_images)
+    common = ["--images", str(tmp_path / "train"), "--iterations", "2", "--batch", "2", "--crop", "32",
+              "--val-every", "0", "--threads", "1"]
+    code = train_main(["--kernel", "any", "--max-kernel", "9", "--noise-range", "0.01", "0.03", *common,
+                       "-o", str(tmp_path / "any.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "per image, from its noise" in err
+    net, card = load_model(tmp_path / "any.safetensors")
+    assert net.config.extra_inputs == ("noise",) and card["kernel_family"]["max_kernel"] == 9
+    code = train_main(["--kernel", "gaussian:1", "--init", str(tmp_path / "any.safetensors"), *common,
+                       "-o", str(tmp_path / "tuned.safetensors")])
+    assert code == 0, capsys.readouterr().err
+    tuned, tuned_card = load_model(tmp_path / "tuned.safetensors")
+    assert tuned.config == net.config and tuned_card["noise"] == 0.01
+    assert train_main(["--kernel", "gaussian:1", "--init", str(tmp_path / "none.safetensors"), *common,
+                       "-o", str(tmp_path / "x.safetensors")]) == 2
+    assert "no model" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

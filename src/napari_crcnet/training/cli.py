@@ -4,6 +4,8 @@ Example::
 
     crcnet train --kernel shake:21,seed=3 --images photos/ --val-images val/ --noise 0.01 \\
         --iterations 5000 -o my-model.safetensors
+    crcnet train --kernel any --images photos/ --iterations 50000 -o any-kernel.safetensors
+    crcnet train --kernel my_psf.tif --images cells/ --init any-kernel -o my-psf.safetensors
 
 Progress (bar, loss, steps/s, ETA) and validation lines go to stderr as plain text; a summary is printed at
 the end. Bad input: one line on stderr, exit code 2. Ctrl-C writes the checkpoint (exit 130); rerun with
@@ -39,12 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(pairs are made on the fly: random crops, 'valid' blur with the kernel, Gaussian noise).",
     )
     p.add_argument("--kernel", required=True, help="kernel file (PNG/TIFF/NPY/MAT) or spec, e.g. gaussian:2, "
-                   "motion:15,30, shake:21,seed=3")
+                   "motion:15,30, shake:21,seed=3; or 'any' for one model over random kernels and noise levels")
     p.add_argument("--images", required=True, nargs="+", help="folder(s) or files of clear training images")
     p.add_argument("--val-images", nargs="+", default=None,
                    help="held-out validation images (default: 4 training images are held out)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card .json beside)")
     p.add_argument("--noise", type=float, default=0.01, help="Gaussian noise std, image in [0,1] (default 0.01)")
+    p.add_argument("--noise-range", type=float, nargs=2, default=(0.005, 0.05), metavar=("LOW", "HIGH"),
+                   help="with --kernel any: noise std range, log-uniform per crop (default 0.005 0.05)")
+    p.add_argument("--max-kernel", type=int, default=31, help="with --kernel any: largest kernel side (default 31)")
+    p.add_argument("--init", default=None,
+                   help="start from this model's weights (file or name, e.g. a shipped model); its architecture "
+                   "is used unless --config paper")
     p.add_argument("--photons", type=float, default=None, help="also Poisson noise: photons at intensity 1")
     p.add_argument("--channels", choices=("auto", "1", "3"), default="auto",
                    help="1 = gray model, 3 = RGB model; auto: from the first training image")
@@ -127,10 +135,12 @@ class _ProgressPrinter:
             )
         elif event == "start":
             resumed = f" (resumed at step {record['step']})" if record.get("resumed") else ""
+            sigma = record["mmse_sigma"]
+            sigma = f"{sigma:.3g}" if isinstance(sigma, (int, float)) else f"{sigma} (per image, from its noise)"
             self._write(
                 f"training {record['n_parameters']:,} parameters on {record['n_train_images']} images, "
                 f"{record['device']} ({record['threads']} threads, amp {record['amp']}), "
-                f"MMSE sigma {record['mmse_sigma']:.3g}{resumed}",
+                f"MMSE sigma {sigma}{resumed}",
                 True,
             )
 
@@ -168,7 +178,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             checkpoint_every_s=args.checkpoint_every, resume=args.resume, output=output,
             name=args.name or output.stem,
             log_path=Path(args.log) if args.log else base.with_name(f"{base.name}.train.jsonl"),
-            device=args.device, threads=args.threads, amp=args.amp,
+            device=args.device, threads=args.threads, amp=args.amp, noise_range=tuple(args.noise_range),
+            max_kernel=args.max_kernel, init=args.init,
         )
         config.validate()
         printer = _ProgressPrinter()

@@ -73,7 +73,9 @@ class TrainConfig:
     model : {"default", "paper"} or dict or CRCNetConfig
         Architecture: ``"default"`` = ``CRCNetConfig()`` (PReLU IU, MMSE input, skip), ``"paper"`` =
         ``CRCNetConfig.paper()``; a dict overrides fields of the default (``{"preset": "paper", ...}``
-        overrides the paper one). ``in_channels`` is set from ``channels``.
+        overrides the paper one). ``in_channels`` is set from ``channels``. With ``init`` and
+        ``"default"`` the init model's architecture is used; with ``kernel="any"`` the default also
+        takes the noise level as an input (:data:`ANY_KERNEL_DEFAULTS`).
     noise : float
         Std of the Gaussian noise added to the blurred crops (intensity units, 0.01 = 1 %).
     photons : float, optional
@@ -285,6 +287,26 @@ def resolve_kernel(kernel: Any) -> np.ndarray:
         kernel = kernels.kernel_from_spec(str(kernel))
     kernel = kernels.validate_kernel(np.asarray(kernel), ndim=2)
     return np.asarray(kernel, dtype=np.float64)
+
+
+#: The default architecture's overrides for ``kernel="any"``: the network is told each image's noise level.
+ANY_KERNEL_DEFAULTS: dict[str, Any] = {"extra_inputs": ["noise"]}
+
+
+def run_model_config(config: TrainConfig):
+    """The architecture of a run: the ``init`` model's when starting from one with ``model="default"``;
+    for ``kernel="any"`` the default gets :data:`ANY_KERNEL_DEFAULTS`; else :func:`resolve_model_config`."""
+    model = config.model
+    if config.init is not None and isinstance(model, str) and model == "default":
+        from ..models.store import _read_card, resolve_model_path
+
+        data = dict(_read_card(resolve_model_path(config.init))["config"])
+        if data.get("in_channels") not in (None, config.channels):
+            raise ValueError(f"{config.init} is a {data['in_channels']}-channel model, this run has {config.channels}")
+        model = data
+    elif config.any_kernel and isinstance(model, str) and model == "default":
+        model = dict(ANY_KERNEL_DEFAULTS)
+    return resolve_model_config(model, config.channels)
 
 
 def resolve_model_config(model: Any, channels: int):
@@ -716,7 +738,7 @@ def train(
         torch.set_num_threads(int(config.threads))
     device = resolve_device(config.device)
     kernel = None if config.any_kernel else resolve_kernel(config.kernel)
-    model_config = resolve_model_config(config.model, config.channels)
+    model_config = run_model_config(config)
     from ..models.store import kernel_sha256
 
     sha = family_sha256(config) if config.any_kernel else kernel_sha256(kernel)
