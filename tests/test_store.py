@@ -194,3 +194,12 @@ def test_saved_card_holds_no_machine_specific_path(tmp_path):
     save_model(tmp_path / "copy.safetensors", model, card)  # ... but a re-saved card does not keep it
     written = json.loads((tmp_path / "copy.json").read_text())
     assert not {"path", "source", "kernel_shape"} & set(written)
+
+
+def test_kernel_label_names_the_kernel_or_the_family():
+    from napari_crcnet.models.store import kernel_label
+
+    assert kernel_label({"kernel": np.ones((5, 7)).tolist()}) == "5x7"
+    assert kernel_label({"kernel_shape": [17, 17]}) == "17x17"
+    assert kernel_label({"kernel": None, "kernel_family": {"max_kernel": 31}}) == "any up to 31x31"
+    assert kernel_label({}) == "?"

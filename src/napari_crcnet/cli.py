@@ -79,7 +79,8 @@ def _deblur(args: argparse.Namespace) -> int:
 
         kernel = _load_kernel_arg(args.kernel, args.correlation) if args.kernel else None
         result = crcnet(
-            image, args.model, kernel, force=args.force, progress=_progress_printer("crcnet"), **common
+            image, args.model, kernel, force=args.force, noise=args.noise, progress=_progress_printer("crcnet"),
+            **common,
         )
     else:
         if not args.kernel:
@@ -117,13 +118,13 @@ def _kernel(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .models.store import list_models
+    from .models.store import kernel_label, list_models
 
     cards = list_models()
     if not cards:
         print("no models found")
     for card in cards:
-        shape = "x".join(map(str, card.get("kernel_shape") or ["?"]))
+        shape = kernel_label(card)
         gain = card.get("metrics", {}).get("gain_over_mmse_db")
         gain_text = f", +{gain:.2f} dB over MMSE" if isinstance(gain, (int, float)) else ""
         print(f"{card['name']}: {card.get('description', '')} (kernel {shape}{gain_text}) [{card['path']}]")
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=2 / 3, help="hyper-Laplacian exponent")
     p.add_argument("--model", default="shake21-rgb", help="CRCNet model: a shipped name or a .safetensors file")
     p.add_argument("--force", action="store_true", help="use a CRCNet model trained for another kernel")
+    p.add_argument("--noise", type=float, default=None,
+                   help="noise std of the image, for CRCNet models that take it (default: the card's or estimated)")
     p.add_argument("--boundary", choices=BOUNDARIES, default=DEFAULT_BOUNDARY)
     p.add_argument("--channel-axis", default="auto", help="auto (RGB if the last axis has 3/4), none, or N")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")

@@ -249,8 +249,7 @@ class DeblurWidget(QWidget):
         self.model.blockSignals(True)
         self.model.clear()
         for card in store.list_models():
-            shape = card.get("kernel_shape")
-            kernel = "×".join(map(str, shape)) if shape else "?"
+            kernel = store.kernel_label(card).replace("x", "×")
             self.model.addItem(f"{card['name']} ({card.get('source', '')}, kernel {kernel})", card["path"])
             self.model.setItemData(
                 self.model.count() - 1, card.get("description") or card["path"], Qt.ItemDataRole.ToolTipRole

@@ -136,6 +136,16 @@ def check_kernel(card: dict[str, Any], kernel: Any, force: bool = False, name: s
         )
 
 
+def kernel_label(card: dict[str, Any]) -> str:
+    """What a model deblurs, for lists: ``"17x17"`` (its kernel), ``"any up to 31x31"`` (a family model)."""
+    family = card.get("kernel_family")
+    if family:
+        size = family.get("max_kernel", "?")
+        return f"any up to {size}x{size}"
+    shape = card.get("kernel_shape") or (np.shape(card["kernel"]) if card.get("kernel") is not None else None)
+    return "x".join(map(str, shape)) if shape else "?"
+
+
 def _describe_kernel(kernel: Any) -> str:
     k = np.asarray(kernel, dtype=np.float64)
     return f"{'x'.join(map(str, k.shape))} sha256 {kernel_sha256(k)[:12]}"
