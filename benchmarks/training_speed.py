@@ -13,7 +13,8 @@ Usage::
 
     python benchmarks/training_speed.py --quick          # ~45 s per variant
     python benchmarks/training_speed.py --minutes 5      # the numbers quoted in the training README
-    python benchmarks/training_speed.py --problem gray --minutes 6 --name training_gray   # gray widths
+    python benchmarks/training_speed.py --problem gray --minutes 5 --name training_gray   # gray widths
+    python benchmarks/training_speed.py --problem any --minutes 10 --name training_any    # any-kernel inputs
 
 Writes ``benchmarks/results/training_speed.md``.
 """
@@ -50,9 +51,19 @@ GRAY_VARIANTS = [
     ("gray, features 3 (lift to the RGB widths)", {"model": {"features": 3}}),
     ("gray, features 3 + ReLU in the RUs", {"model": {"features": 3, "ru_activation": "relu"}}),
 ]
+# One model for any kernel and noise level (issue: the any-kernel CRCNet): which inputs train best per minute.
+ANY_VARIANTS = [  # all at the RGB unit widths (features 3: a 3x3 lift when there are extra input maps)
+    ("any kernel: MMSE + noise map (the default)", {}),
+    ("any kernel: MMSE only", {"model": {"extra_inputs": [], "features": 3}}),
+    ("any kernel: MMSE + noise map + blurred image", {"model": {"extra_inputs": ["noise", "blurred"], "features": 3}}),
+    ("any kernel: MMSE + noise map, ReLU in the RUs",
+     {"model": {"extra_inputs": ["noise"], "features": 3, "ru_activation": "relu"}}),
+]
 PROBLEMS = {
     "rgb": ("RGB, kernel shake:21,seed=3", dict(kernel="shake:21,seed=3", channels=3), VARIANTS),
     "gray": ("gray (BT.601 luma), kernel gaussian:2", dict(kernel="gaussian:2", channels=1), GRAY_VARIANTS),
+    "any": ("RGB, a random kernel (kernels.random_kernel_spec, up to 31 px) and noise std (0.5-5 %, log-uniform) "
+            "per crop; validation crops each with their own draw", dict(kernel="any", channels=3), ANY_VARIANTS),
 }
 
 
@@ -94,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                     stamps.append(time.perf_counter())
 
             options = {**base, **overrides, "images": small, "val_images": test[:1], "val_size": 32,
-                       "mmse_sigma": 0.03, "iterations": args.steps + 1, "log_every": 1}
+                       "iterations": args.steps + 1, "log_every": 1}
+            if args.problem != "any":  # any-kernel runs take sigma from each crop's noise
+                options["mmse_sigma"] = 0.03
             train(TrainConfig(**options), log=log)
             rates[index].append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
             print(f"round {round_index}: {label}: {rates[index][-1]:.3f} steps/s", flush=True)

@@ -289,8 +289,9 @@ def resolve_kernel(kernel: Any) -> np.ndarray:
     return np.asarray(kernel, dtype=np.float64)
 
 
-#: The default architecture's overrides for ``kernel="any"``: the network is told each image's noise level.
-ANY_KERNEL_DEFAULTS: dict[str, Any] = {"extra_inputs": ["noise"]}
+#: The default architecture's overrides for ``kernel="any"``: the network is told each image's noise level,
+#: and a 3x3 lift keeps the units at the widths of the RGB network (3, 6, ..., 96) whatever the input maps.
+ANY_KERNEL_DEFAULTS: dict[str, Any] = {"extra_inputs": ["noise"], "features": 3}
 
 
 def run_model_config(config: TrainConfig):
