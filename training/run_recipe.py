@@ -80,6 +80,23 @@ def card_markdown(card: dict[str, Any]) -> str:
     t = card.get("training", {})
     v = card.get("metrics", {}).get("validation", {})
     cfg = card.get("config", {})
+    family = card.get("kernel_family")
+    if family:
+        kernel_row = (f"| kernel | any: {json.dumps(family.get('types'))}, up to {family.get('max_kernel')} px, "
+                      f"drawn per crop by `{family.get('sampler')}` |")
+        sigma_row = (f"| MMSE input sigma | per image: `deconv.suggest_sigma(noise)`, boundary "
+                     f"{card.get('mmse_boundary')} |")
+        noise = card.get("noise") or ["?", "?"]
+        noise_row = f"| noise | Gaussian, std log-uniform in [{noise[0]}, {noise[1]}] per crop (image in [0, 1]) |"
+        mmse_label = "MMSE (sigma from each image's noise)"
+    else:
+        kernel_row = (f"| kernel | `{t.get('kernel_spec', '?')}`, {len(card['kernel'])}x{len(card['kernel'][0])}, "
+                      f"sha256 `{card.get('kernel_sha256', '')[:16]}...` |")
+        sigma_row = (f"| MMSE input sigma | {card.get('mmse_sigma'):.4g} (best validation PSNR of a 31-point "
+                     f"search), boundary {card.get('mmse_boundary')} |")
+        noise_row = (f"| noise | Gaussian, std {card.get('noise')} (image in [0, 1])"
+                     + (f", Poisson {card['photons']} photons" if card.get("photons") else "") + " |")
+        mmse_label = f"MMSE (sigma {card.get('mmse_sigma'):.3g})"
     lines = [
         f"# Model card: {card.get('name')}",
         "",
@@ -87,12 +104,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "| field | value |",
         "|---|---|",
-        f"| kernel | `{t.get('kernel_spec', '?')}`, {len(card['kernel'])}x{len(card['kernel'][0])}, "
-        f"sha256 `{card.get('kernel_sha256', '')[:16]}...` |",
-        f"| noise | Gaussian, std {card.get('noise')} (image in [0, 1])"
-        + (f", Poisson {card['photons']} photons" if card.get("photons") else "") + " |",
-        f"| MMSE input sigma | {card.get('mmse_sigma'):.4g} (best validation PSNR of a 31-point search), "
-        f"boundary {card.get('mmse_boundary')} |",
+        kernel_row,
+        noise_row,
+        sigma_row,
         f"| architecture | CRCNet {json.dumps(cfg)}, {card.get('n_parameters', '?'):,} parameters |",
         f"| data | {t.get('images')} ({t.get('n_train_images')} images, channels {t.get('channels')}"
         + (", RGB converted to gray (BT.601 luma)" if t.get("channels") == 1 else "") + ") |",
@@ -114,7 +128,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "| method | PSNR (dB) | SSIM |",
         "|---|---|---|",
-        f"| MMSE (sigma {card.get('mmse_sigma'):.3g}) | {v.get('mmse_psnr')} | {v.get('mmse_ssim')} |",
+        f"| {mmse_label} | {v.get('mmse_psnr')} | {v.get('mmse_ssim')} |",
         f"| CRCNet | {v.get('model_psnr')} | {v.get('model_ssim')} |",
         f"| gain | {v.get('gain_psnr')} | {v.get('gain_ssim')} |",
         "",
