@@ -1,10 +1,13 @@
 """The training loop: :class:`TrainConfig`, :func:`train` -> :class:`TrainResult`, checkpoints, resume.
 
-One model is trained per kernel and noise level (as in the paper). Each step draws a batch of on-the-fly
-pairs (:class:`~napari_crcnet.training.data.PairSynthesizer`), feeds the network the blurred crop (paper
-configuration) or its closed-form MMSE estimate ``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` (default
-configuration, computed in torch on the batch through ``BlurOperator.filter``), and minimises
-:func:`~napari_crcnet.training.loss.crcnet_loss` with Adam.
+One model is trained per kernel and noise level (as in the paper), or, with ``kernel="any"``, one model over
+a family of kernels and noise levels. Each step draws a batch of on-the-fly pairs
+(:class:`~napari_crcnet.training.data.PairSynthesizer`, or
+:class:`~napari_crcnet.training.data.FamilySynthesizer` with a kernel and noise level per crop), feeds the
+network the blurred crop (paper configuration) or its closed-form MMSE estimate
+``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` (default configuration, computed in torch on the batch through
+``BlurOperator.filter``) plus any extra input maps (:class:`NetworkInputs`, the same construction as
+inference), and minimises :func:`~napari_crcnet.training.loss.crcnet_loss` with Adam.
 
 Learning rate at step ``t`` (0-based)::
 
