@@ -342,6 +342,18 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     assert deblur.runner.outcome == "error" and "trained for" in notes["error"][-1]
     assert len(viewer.layers) == n_layers
 
+    # a new fit can start from the trained model (listed once it is saved)
+    assert train.start_from.findData(path) > 0
+    train.start_from.setCurrentIndex(train.start_from.findData(path))
+    train.name.setText("tiny-shake-2")
+    train.iterations.setValue(1)
+    assert train.config().init == path
+    run_and_wait(qtbot, train)
+    assert train.runner.outcome == "done", notes
+    assert (models_dir / "tiny-shake-2.safetensors").is_file()
+    train.start_from.setCurrentIndex(0)
+    train.name.setText("tiny-shake")
+
     # Stop: the trainer stops after its step and still saves the model
     train.resume.setChecked(False)
     train.iterations.setValue(100_000)

@@ -146,6 +146,13 @@ class TrainWidget(QWidget):
         self.name.setToolTip("model name (letters, digits, - _ . +); saved in the user models folder")
         self.resume = QCheckBox("resume from its checkpoint")
         self.resume.setChecked(True)
+        self.start_from = QComboBox()
+        self.start_from.setToolTip(
+            "start from a trained model's weights (and its architecture, with the default network) instead of "
+            "from scratch: a model for a similar kernel, or one trained for any kernel, gets there sooner"
+        )
+        self.refresh_start_models()
+        model_events.changed.connect(self.refresh_start_models)
         self.preview_layer = LayerCombo(
             napari_viewer, exclude=lambda layer: looks_like_kernel(layer) or is_plugin_output(layer)
         )
@@ -174,6 +181,7 @@ class TrainWidget(QWidget):
         form.addRow("noise std", self.noise)
         form.addRow("iterations", self.iterations)
         form.addRow("network", self.network)
+        form.addRow("start from", self.start_from)
         form.addRow("batch", self.batch)
         form.addRow("crop", self.crop)
         form.addRow("validate every", self.val_every)
@@ -190,6 +198,24 @@ class TrainWidget(QWidget):
         layout.addStretch()
 
     # ------------------------------------------------------------------------------- inputs
+    def refresh_start_models(self, *args: Any) -> None:
+        """Re-read the models a run can start from (shipped + user folder)."""
+        from ..models import store
+
+        try:
+            current = self.start_from.currentData()
+        except RuntimeError:  # the widget was closed; stop listening
+            model_events.changed.disconnect(self.refresh_start_models)
+            return
+        self.start_from.blockSignals(True)
+        self.start_from.clear()
+        self.start_from.addItem("scratch (random weights)", None)
+        for card in store.list_models():
+            self.start_from.addItem(f"{card['name']} (kernel {store.kernel_label(card)})", card["path"])
+        index = self.start_from.findData(current) if current is not None else 0
+        self.start_from.setCurrentIndex(max(index, 0))
+        self.start_from.blockSignals(False)
+
     def _refresh_layers(self, *args: Any) -> None:
         try:
             checked = self.checked_layers()
@@ -280,6 +306,7 @@ class TrainWidget(QWidget):
             log_path=checkpoints / f"{name}.log.jsonl",
             checkpoint_every_s=CHECKPOINT_EVERY_S,
             resume=self.resume.isChecked(),
+            init=self.start_from.currentData(),
             card={"kernel_spec": self.kernel.spec()},
         )
 
