@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -181,3 +182,23 @@ def test_config_dict_round_trip_and_validation():
             CRCNetConfig(**bad)
     with pytest.raises(ValueError, match="expects a tensor"):
         CRCNet(CRCNetConfig.paper(3))(torch.rand(1, 1, 8, 8))
+
+
+def test_network_input_is_the_same_for_numpy_and_torch():
+    from napari_crcnet.models.crcnet import NOISE_MAP_SCALE, network_input
+
+    config = CRCNetConfig(in_channels=3, extra_inputs=("noise", "blurred"))
+    rng = np.random.default_rng(0)
+    image, blurred = rng.random((2, 3, 5, 6), np.float32), rng.random((2, 3, 5, 6), np.float32)
+    noise = np.array([0.01, 0.03], np.float32)
+    from_numpy = network_input(config, image, blurred, noise)
+    from_torch = network_input(config, torch.from_numpy(image), torch.from_numpy(blurred), torch.from_numpy(noise))
+    assert from_numpy.shape == (2, 7, 5, 6) and from_numpy.dtype == np.float32
+    np.testing.assert_allclose(from_torch.numpy(), from_numpy, rtol=1e-6)
+    np.testing.assert_allclose(from_numpy[1, 3], 0.03 / NOISE_MAP_SCALE, rtol=1e-6)
+    np.testing.assert_array_equal(from_numpy[:, 4:], blurred)
+    assert network_input(CRCNetConfig(), image) is image  # nothing to add: the image itself
+    with pytest.raises(ValueError, match="noise"):
+        network_input(config, image, blurred)
+    with pytest.raises(ValueError, match="blurred"):
+        network_input(CRCNetConfig(extra_inputs=("blurred",)), image, noise=0.01)
