@@ -331,8 +331,8 @@ class DeblurWidget(QWidget):
         if not model:
             raise ValueError("choose a CRCNet model (or a .safetensors file); train one with the Train widget")
         options["force"] = self.force.isChecked()
-        if self.units.isChecked():  # the core holds every unit output: 63 planes per colour channel
-            _check_stack_size(63 * source.data.size * 4, "the CRCNet unit outputs")
+        if self.units.isChecked():  # the core holds every unit output (63 planes per colour channel, paper net)
+            _check_stack_size(_unit_planes(model) * source.data.size * 4, "the CRCNet unit outputs")
         return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)
 
     def _show(self, layer: Image, outcome: Outcome) -> None:
@@ -443,6 +443,18 @@ def _hyper_laplacian_job(source: LayerInput, kernel: np.ndarray, lam: float | No
                        {**info, "lam": value, "alpha": alpha}, source)
 
     return job
+
+
+def _unit_planes(model: str) -> int:
+    """Unit-output planes per colour channel of ``model`` (63 for the paper network; more when widened)."""
+    from ..models.crcnet import CRCNetConfig
+    from ..models.store import _read_card, resolve_model_path
+
+    try:
+        config = CRCNetConfig.from_dict(_read_card(resolve_model_path(model))["config"])
+    except Exception:  # an unreadable model fails with a clear message when it is loaded
+        return 63
+    return -(-sum(config.unit_channels()) // config.in_channels)
 
 
 def _crcnet_job(source: LayerInput, kernel: np.ndarray, model: str, units: bool, options: dict, info: dict):
