@@ -135,6 +135,8 @@ def evaluate(name: str, model_path: Path | None = None, limit: int | None = None
     from napari_crcnet.models.store import load_model
 
     model, card = load_model(model_path or (WEIGHTS / f"{name}.safetensors"), device="cpu")
+    if card.get("kernel") is None:
+        raise SystemExit(f"{name} has no single kernel (an any-kernel model?): use benchmarks/any_kernel.py")
     kernel = np.asarray(card["kernel"], dtype=np.float64)
     channels = model.config.in_channels
     axis = -1 if channels == 3 else None
