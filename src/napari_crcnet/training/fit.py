@@ -293,8 +293,9 @@ def resolve_kernel(kernel: Any) -> np.ndarray:
 
 
 #: The default architecture's overrides for ``kernel="any"``: the network is told each image's noise level,
-#: and a 3x3 lift keeps the units at the widths of the RGB network (3, 6, ..., 96) whatever the input maps.
-ANY_KERNEL_DEFAULTS: dict[str, Any] = {"extra_inputs": ["noise"], "features": 3}
+#: a 3x3 lift keeps the units at the widths of the RGB network (3, 6, ..., 96) whatever the input maps, and
+#: the RUs use ReLU (with the lift, sigmoid RUs learned far slower: benchmarks/results/training_any.md).
+ANY_KERNEL_DEFAULTS: dict[str, Any] = {"extra_inputs": ["noise"], "features": 3, "ru_activation": "relu"}
 
 
 def run_model_config(config: TrainConfig):
