@@ -115,7 +115,8 @@ def report(results: list[dict], name: str) -> None:
     first = results[0]
     body = (
         f"{len(results)} of 10 kernels done. Per kernel: two CRCNets trained from scratch for "
-        f"{first['iterations']} iterations each (batch 8 of 64 px crops, {first['threads']} CPU thread(s); "
+        f"{first['iterations']} iterations each (batch 8 of 64 px crops, "
+        f"{', '.join(str(t) for t in sorted({r['threads'] for r in results}))} CPU thread(s); "
         "the paper trained far longer, so this is the CPU-budget version), tested on "
         f"{first['test_images']} Kodak24 images (centre 256x256, 'valid' blur, 1 % noise); classical methods at "
         "their best setting per kernel. See the docstring of `benchmarks/paper_table.py` for the protocol.\n\n"
