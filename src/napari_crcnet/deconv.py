@@ -161,13 +161,15 @@ class _Problem:
         for start in range(0, self.batch.shape[0], self.chunk):
             yield slice(start, min(start + self.chunk, self.batch.shape[0]))
 
-    def tensor(self, part: slice | None = None) -> torch.Tensor:
-        """The images ``part`` of the batch as a tensor on the operator's device (checked finite).
-
-        Shares memory with the input on the CPU where it can: never write into it.
-        """
+    def _load(self, part: slice | None) -> torch.Tensor:
+        """The images ``part`` of the batch on the operator's device, sharing the input's memory on the CPU
+        where it can: never write into it."""
         array = self.batch if part is None else self.batch[part]
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.operator.device)
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.operator.device)
+
+    def tensor(self, part: slice | None = None) -> torch.Tensor:
+        """The images ``part`` of the batch as a tensor on the operator's device (checked finite; read only)."""
+        tensor = self._load(part)
         _check_finite(tensor.sum(dim=tuple(range(1, tensor.ndim))))
         return tensor
 
@@ -177,9 +179,7 @@ class _Problem:
         Finiteness costs nothing here: the zero-frequency term is the sum of the extended image, which
         is non-finite when any pixel is (or when the values are so large that the transform overflows).
         """
-        array = self.batch if part is None else self.batch[part]
-        tensor = torch.from_numpy(np.ascontiguousarray(array)).to(self.operator.device)
-        spectrum = self.operator.to_fourier(tensor)
+        spectrum = self.operator.to_fourier(self._load(part))
         _check_finite(spectrum[(Ellipsis, *([0] * len(self.spatial)))])
         return spectrum
 

@@ -72,6 +72,41 @@ class _ModelEvents:
 model_events = _ModelEvents()
 
 
+def refill_model_combo(
+    combo: QComboBox,
+    listener: Callable[..., Any],
+    label: Callable[[dict], str],
+    tooltip: Callable[[dict], str] | None = None,
+    first: tuple[str, Any] | None = None,
+    last: tuple[str, Any] | None = None,
+) -> bool:
+    """Fill ``combo`` with every model of :func:`~napari_crcnet.models.store.list_models` (item data: its
+    path, text: ``label(card)``), between the optional ``first`` and ``last`` ``(text, data)`` items, and
+    keep the selection. Returns False, and disconnects ``listener`` from ``model_events``, when the
+    combo's widget was closed."""
+    from ..models import store
+
+    try:
+        current = combo.currentData()
+    except RuntimeError:  # the widget was closed; stop listening
+        model_events.changed.disconnect(listener)
+        return False
+    combo.blockSignals(True)
+    combo.clear()
+    if first is not None:
+        combo.addItem(*first)
+    for card in store.list_models():
+        combo.addItem(label(card), card["path"])
+        if tooltip is not None:
+            combo.setItemData(combo.count() - 1, tooltip(card), Qt.ItemDataRole.ToolTipRole)
+    if last is not None:
+        combo.addItem(*last)
+    index = combo.findData(current) if current is not None else 0
+    combo.setCurrentIndex(max(index, 0))
+    combo.blockSignals(False)
+    return True
+
+
 # ------------------------------------------------------------------------------------ layer pickers
 class LayerCombo(QComboBox):
     """A combo box of the viewer's image layers that follows additions, removals and renames.

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -59,6 +58,7 @@ from ._common import (
     model_events,
     notify_error,
     parse_int_list,
+    refill_model_combo,
     robust_limits,
     show_result,
 )
@@ -239,26 +239,16 @@ class DeblurWidget(QWidget):
 
     def refresh_models(self, *args: Any) -> None:
         """Re-read the model list (shipped + user folder, see :func:`napari_crcnet.models.store.list_models`)."""
-        from ..models import store
+        from ..models.store import kernel_label
 
-        try:
-            current = self.model.currentData()
-        except RuntimeError:  # the widget was closed; stop listening
-            model_events.changed.disconnect(self.refresh_models)
-            return
-        self.model.blockSignals(True)
-        self.model.clear()
-        for card in store.list_models():
-            kernel = store.kernel_label(card).replace("x", "×")
-            self.model.addItem(f"{card['name']} ({card.get('source', '')}, kernel {kernel})", card["path"])
-            self.model.setItemData(
-                self.model.count() - 1, card.get("description") or card["path"], Qt.ItemDataRole.ToolTipRole
-            )
-        self.model.addItem(FILE_ITEM, None)
-        index = self.model.findData(current) if current is not None else -1
-        self.model.setCurrentIndex(max(index, 0))
-        self.model.blockSignals(False)
-        self._show_rows()
+        if refill_model_combo(
+            self.model,
+            self.refresh_models,
+            lambda card: f"{card['name']} ({card.get('source', '')}, kernel {kernel_label(card).replace('x', '×')})",
+            tooltip=lambda card: card.get("description") or card["path"],
+            last=(FILE_ITEM, None),
+        ):
+            self._show_rows()
 
     def model_names(self) -> list[str]:
         """Names (paths) of the models offered, for tests and scripts."""
@@ -447,11 +437,10 @@ def _hyper_laplacian_job(source: LayerInput, kernel: np.ndarray, lam: float | No
 
 def _unit_planes(model: str) -> int:
     """Unit-output planes per colour channel of ``model`` (63 for the paper network; more when widened)."""
-    from ..models.crcnet import CRCNetConfig
-    from ..models.store import _read_card, resolve_model_path
+    from ..models.store import read_config
 
     try:
-        config = CRCNetConfig.from_dict(_read_card(resolve_model_path(model))["config"])
+        config = read_config(model)
     except Exception:  # an unreadable model fails with a clear message when it is loaded
         return 63
     return -(-sum(config.unit_channels()) // config.in_channels)

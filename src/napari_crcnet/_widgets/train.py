@@ -55,6 +55,7 @@ from ._common import (
     model_events,
     notify_error,
     notify_info,
+    refill_model_combo,
     show_result,
 )
 
@@ -200,21 +201,14 @@ class TrainWidget(QWidget):
     # ------------------------------------------------------------------------------- inputs
     def refresh_start_models(self, *args: Any) -> None:
         """Re-read the models a run can start from (shipped + user folder)."""
-        from ..models import store
+        from ..models.store import kernel_label
 
-        try:
-            current = self.start_from.currentData()
-        except RuntimeError:  # the widget was closed; stop listening
-            model_events.changed.disconnect(self.refresh_start_models)
-            return
-        self.start_from.blockSignals(True)
-        self.start_from.clear()
-        self.start_from.addItem("scratch (random weights)", None)
-        for card in store.list_models():
-            self.start_from.addItem(f"{card['name']} (kernel {store.kernel_label(card)})", card["path"])
-        index = self.start_from.findData(current) if current is not None else 0
-        self.start_from.setCurrentIndex(max(index, 0))
-        self.start_from.blockSignals(False)
+        refill_model_combo(
+            self.start_from,
+            self.refresh_start_models,
+            lambda card: f"{card['name']} (kernel {kernel_label(card)})",
+            first=("scratch (random weights)", None),
+        )
 
     def _refresh_layers(self, *args: Any) -> None:
         try:

@@ -337,6 +337,11 @@ def resolve_model_path(path_or_name: Any, extra_dirs: Iterable[Any] = ()) -> Pat
     )
 
 
+def read_config(path_or_name: Any, extra_dirs: Iterable[Any] = ()) -> CRCNetConfig:
+    """The architecture of a model (path or name) from its card, without loading the weights."""
+    return CRCNetConfig.from_dict(_read_card(resolve_model_path(path_or_name, extra_dirs))["config"])
+
+
 def load_model(
     path_or_name: Any,
     kernel: Any = None,

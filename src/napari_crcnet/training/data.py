@@ -325,6 +325,16 @@ class PairSynthesizer:
         return pairs
 
 
+def check_family_options(max_kernel: Any, noise_range: Any) -> None:
+    """Raise ValueError unless ``max_kernel`` is an odd integer >= 9 and ``noise_range`` is ``(low, high)``
+    with ``0 < low <= high`` (the options of an any-kernel training run)."""
+    low, high = (float(v) for v in noise_range)
+    if not (0 < low <= high and np.isfinite(high)):
+        raise ValueError(f"noise_range must be (low, high) with 0 < low <= high, not {noise_range!r}")
+    if isinstance(max_kernel, bool) or int(max_kernel) != max_kernel or max_kernel < 9 or max_kernel % 2 == 0:
+        raise ValueError(f"max_kernel must be an odd integer >= 9, not {max_kernel!r}")
+
+
 class FamilySynthesizer(PairSynthesizer):
     """Training pairs for a model that serves many kernels and noise levels (the "any kernel" CRCNet).
 
@@ -358,11 +368,8 @@ class FamilySynthesizer(PairSynthesizer):
         stored: bool = False,
         names: Sequence[str] | None = None,
     ) -> None:
-        low, high = (float(v) for v in noise_range)
-        if not (0 < low <= high and np.isfinite(high)):
-            raise ValueError(f"noise_range must be (low, high) with 0 < low <= high, not {noise_range!r}")
-        if int(max_kernel) != max_kernel or max_kernel < 9 or max_kernel % 2 == 0:
-            raise ValueError(f"max_kernel must be an odd integer >= 9, not {max_kernel!r}")
+        check_family_options(max_kernel, noise_range)
+        low, high = float(noise_range[0]), float(noise_range[1])
         box = np.full((int(max_kernel),) * 2, 1.0 / max_kernel**2)  # only sets the crop margin
         super().__init__(images, box, channels, crop, noise=high, augment=augment, seed=seed, device=device,
                          exclude=exclude, stored=stored, names=names)

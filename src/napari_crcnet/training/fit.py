@@ -45,7 +45,7 @@ from .._arrays import resolve_device
 from .._progress import Cancelled, ProgressCallback
 from ..models.store import atomic_write
 from ..operators import DEFAULT_BOUNDARY, BlurOperator
-from .data import FamilySynthesizer, PairSynthesizer, find_images, load_images
+from .data import FamilySynthesizer, PairSynthesizer, check_family_options, find_images, load_images
 from .loss import PAPER_ALPHA, PAPER_GAMMA, crcnet_loss
 
 CHECKPOINT_FORMAT = 1
@@ -211,12 +211,7 @@ class TrainConfig:
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, not {self.grad_clip!r}")
         if self.any_kernel:
-            low, high = (float(v) for v in self.noise_range)
-            if not (0 < low <= high and math.isfinite(high)):
-                raise ValueError(f"noise_range must be (low, high) with 0 < low <= high, not {self.noise_range!r}")
-            if isinstance(self.max_kernel, bool) or int(self.max_kernel) != self.max_kernel or self.max_kernel < 9 \
-                    or self.max_kernel % 2 == 0:
-                raise ValueError(f"max_kernel must be an odd integer >= 9, not {self.max_kernel!r}")
+            check_family_options(self.max_kernel, self.noise_range)
             if self.photons is not None:
                 raise ValueError("photons (Poisson noise) is not supported with kernel='any'")
             if self.mmse_sigma is not None:
@@ -303,10 +298,10 @@ def run_model_config(config: TrainConfig):
     for ``kernel="any"`` the default gets :data:`ANY_KERNEL_DEFAULTS`; else :func:`resolve_model_config`."""
     model = config.model
     if config.init is not None and isinstance(model, str) and model == "default":
-        from ..models.store import _read_card, resolve_model_path
+        from ..models.store import read_config
 
-        data = dict(_read_card(resolve_model_path(config.init))["config"])
-        if data.get("in_channels") not in (None, config.channels):
+        data = read_config(config.init).to_dict()
+        if data["in_channels"] != config.channels:
             raise ValueError(f"{config.init} is a {data['in_channels']}-channel model, this run has {config.channels}")
         model = data
     elif config.any_kernel and isinstance(model, str) and model == "default":
