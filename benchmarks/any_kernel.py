@@ -32,13 +32,7 @@ from _common import DATA, ROOT, markdown_table, write_results
 
 sys.path.insert(0, str(ROOT / "training"))
 from evaluate import classical_rows, degrade, run_method
-
-
-def levin_kernels() -> list[np.ndarray]:
-    from napari_crcnet.kernels import from_correlation
-
-    data = np.load(DATA / "kernels" / "Levin09_kernels_float64_from_mat.npz")
-    return [from_correlation(data[f"kernel{i}"]) for i in range(1, 9)]
+from quality_levin import levin_kernels
 
 
 def cases(quick: bool) -> dict[str, tuple[list[tuple[str, np.ndarray]], list[np.ndarray], int]]:
