@@ -188,7 +188,8 @@ def test_extra_inputs_noise_map_and_blurred(channels):
     axis = -1 if channels == 3 else None
     seen = []
     hook = net.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().clone()))
-    out = apply_model(net, card, image, channel_axis=axis, device="cpu", tile=256, fast=False)
+    with pytest.warns(UserWarning, match="trained for noise"):  # uniform noise is far above the range
+        out = apply_model(net, card, image, channel_axis=axis, device="cpu", tile=256, fast=False)
     hook.remove()
     assert out.shape == image.shape
     noise = estimate_noise(image, channel_axis=axis)  # the card's noise is a range: estimated
@@ -330,3 +331,20 @@ def test_volume_model_tiles_in_3d():
     expected = untiled(net, volume[:, None])[:, 0].numpy()
     assert out.shape == volume.shape
     np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+def test_noise_outside_the_trained_range_warns():
+    """A family model (card noise = [low, high]) warns when the given or estimated level is outside it."""
+    import warnings
+
+    net = small_net(1, input="blurred", extra_inputs=("noise",))
+    card = {"name": "fam", "noise": [0.005, 0.05]}
+    image = np.random.default_rng(9).random((30, 30), np.float32)
+    with pytest.warns(UserWarning, match=r"0\.5-5 % of the image range; this image's \(given\) is 10 %"):
+        apply_model(net, card, image, device="cpu", noise=0.1)
+    with pytest.warns(UserWarning, match=r"\(estimated\).*pass noise="):
+        apply_model(net, card, image, device="cpu")  # uniform noise: std about 0.3, far above the range
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        apply_model(net, card, image, device="cpu", noise=0.02)
+        apply_model(net, {"noise": 0.3}, image, device="cpu")  # one trained level: no range to be outside

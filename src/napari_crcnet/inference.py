@@ -232,13 +232,31 @@ def _noise_level(noise: float | None, card: dict[str, Any], image: Any, channel_
     level), else :func:`~napari_crcnet.deconv.estimate_noise` of the image."""
     if noise is None and isinstance(card.get("noise"), (int, float)) and not isinstance(card.get("noise"), bool):
         noise = card["noise"]
+    source = "given"
     if noise is None:
         from .deconv import estimate_noise
 
-        return float(estimate_noise(image, channel_axis=channel_axis))
+        noise, source = float(estimate_noise(image, channel_axis=channel_axis)), "estimated"
     if not (isinstance(noise, (int, float, np.floating)) and np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a standard deviation >= 0 (image in [0, 1]), not {noise!r}")
+    _warn_outside_noise_range(float(noise), source, card)
     return float(noise)
+
+
+def _warn_outside_noise_range(noise: float, source: str, card: dict[str, Any]) -> None:
+    """Warn when a model trained over a noise range (card ``noise`` = ``[low, high]``) meets a level outside
+    it: the network never saw that noise map value, so expect a weaker result."""
+    trained = card.get("noise")
+    if not (isinstance(trained, (list, tuple)) and len(trained) == 2):
+        return
+    low, high = (float(v) for v in trained)
+    if not low <= noise <= high:
+        warnings.warn(
+            f"model {card.get('name', '?')!r} was trained for noise std {100 * low:.2g}-{100 * high:.2g} % of the "
+            f"image range; this image's ({source}) is {100 * noise:.2g} %: expect a weaker result"
+            + (" (pass noise= to override the estimate)" if source == "estimated" else ""),
+            stacklevel=4,
+        )
 
 
 def _mmse_planes(
