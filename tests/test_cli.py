@@ -99,3 +99,16 @@ def test_wheel_holds_the_manifest_and_the_shipped_models(tmp_path):
     assert "name: napari-crcnet" in manifest
     assert "napari_crcnet/weights/shake21-rgb.safetensors" in names
     assert "napari_crcnet/weights/shake21-rgb.json" in names
+
+
+def test_crcnet_without_model_uses_the_default_any_kernel_model(tmp_path, blurred_png, any_kernel_model):
+    """No --model: the default (family) model runs with the given kernel; the same call with the model
+    named gives the same result."""
+    outputs = []
+    for extra in ([], ["--model", str(any_kernel_model)]):
+        out = tmp_path / f"crcnet{len(extra)}.tif"
+        args = ["deblur", str(blurred_png), "--kernel", "gaussian:1.5", "--method", "crcnet", "--noise", "0.01"]
+        assert main([*args, *extra, "-o", str(out)]) == 0
+        outputs.append(read_image(out))
+    assert outputs[0].shape == (48, 40, 3)
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -348,3 +348,15 @@ def test_noise_outside_the_trained_range_warns():
         warnings.simplefilter("error")
         apply_model(net, card, image, device="cpu", noise=0.02)
         apply_model(net, {"noise": 0.3}, image, device="cpu")  # one trained level: no range to be outside
+
+
+def test_crcnet_default_model_is_the_any_kernel_model(any_kernel_model):
+    from napari_crcnet.models import load_model
+
+    image = np.random.default_rng(10).random((24, 20, 3), np.float32)
+    kernel = gaussian()
+    default = crcnet(image, kernel=kernel, channel_axis=-1, noise=0.01, device="cpu")
+    named = crcnet(image, load_model(any_kernel_model), kernel, channel_axis=-1, noise=0.01, device="cpu")
+    np.testing.assert_array_equal(default, named)
+    with pytest.raises(ValueError, match="kernel"):  # a family model has no kernel of its own to assume
+        crcnet(image, channel_axis=-1, noise=0.01, device="cpu")

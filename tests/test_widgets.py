@@ -152,6 +152,44 @@ def test_mmse_on_rgb_photo_keeps_geometry_and_updates_its_own_layer(make_napari_
     assert not notes["error"]
 
 
+def test_crcnet_defaults_to_the_any_kernel_model_with_the_noise_given(
+    make_napari_viewer, qtbot, notes, any_kernel_model
+):
+    from napari_crcnet.inference import crcnet
+    from napari_crcnet.models import load_model, save_model
+
+    net, card = load_model(any_kernel_model)
+    listed_first = any_kernel_model.with_name("a-first.safetensors")  # sorts before "any-kernel"
+    save_model(listed_first, net, {**card, "name": "a-first"})
+    viewer = make_napari_viewer()
+    image, _ = add_sample(viewer, blurred_photo)
+    before = image.data.copy()
+    widget = deblur_widget(viewer)
+    widget.method.setCurrentText("CRCNet")
+    assert widget.model_names()[:2] == [str(listed_first), str(any_kernel_model)]
+    assert widget.model.currentData() == str(any_kernel_model)  # the default model is preselected
+    widget.units.setChecked(False)
+    widget.noise.setValue(1.0)  # percent
+
+    run_and_wait(qtbot, widget)
+
+    assert widget.runner.outcome == "done", notes
+    result = widget.result_layer(image, "CRCNet")
+    expected = crcnet(before, str(any_kernel_model), photo_kernel(viewer), channel_axis=-1, noise=0.01,
+                      device="cpu")
+    np.testing.assert_allclose(result.data, expected, atol=1e-5)
+    assert not notes["warning"]
+    widget.noise.setValue(20.0)  # outside the trained 0.5-5 %: it runs, and the viewer says so
+    run_and_wait(qtbot, widget)
+    assert widget.runner.outcome == "done" and any("trained for noise" in m for m in notes["warning"]), notes
+    widget.estimate_parameters()  # "Estimate" fills in the noise it finds
+    assert widget.noise.value() == pytest.approx(100 * deconv.estimate_noise(before, channel_axis=-1), abs=0.01)
+    widget.model.setCurrentIndex(widget.model.count() - 1)  # "file..." survives a refresh of the list
+    widget.refresh_models()
+    assert widget.model.currentIndex() == widget.model.count() - 1
+    assert not notes["error"]
+
+
 def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer()
     image, _ = add_sample(viewer, blurred_cell, **{"cell (blurred)": {"translate": (3.0, 4.0), "colormap": "viridis"}})

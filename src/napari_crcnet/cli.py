@@ -76,11 +76,12 @@ def _deblur(args: argparse.Namespace) -> int:
 
     if args.method == "crcnet":
         from .inference import crcnet
+        from .models.store import DEFAULT_MODEL
 
         kernel = _load_kernel_arg(args.kernel, args.correlation) if args.kernel else None
         result = crcnet(
-            image, args.model, kernel, force=args.force, noise=args.noise, progress=_progress_printer("crcnet"),
-            **common,
+            image, args.model or DEFAULT_MODEL, kernel, force=args.force, noise=args.noise,
+            progress=_progress_printer("crcnet"), **common,
         )
     else:
         if not args.kernel:
@@ -163,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--residues", default="", help="IRD residues to write too, e.g. 0,1,2,5,10")
     p.add_argument("--lam", type=float, default=None, help="hyper-Laplacian data weight (default: from noise)")
     p.add_argument("--alpha", type=float, default=2 / 3, help="hyper-Laplacian exponent")
-    p.add_argument("--model", default="shake21-rgb", help="CRCNet model: a shipped name or a .safetensors file")
+    p.add_argument("--model", default=None,
+                   help="CRCNet model: a shipped or user model name or a .safetensors file (default: the shipped "
+                   "any-kernel model, for any kernel up to 31x31; see `crcnet models`)")
     p.add_argument("--force", action="store_true", help="use a CRCNet model trained for another kernel")
     p.add_argument("--noise", type=float, default=None,
                    help="noise std of the image, for CRCNet models that take it (default: the card's or estimated)")

@@ -46,6 +46,7 @@ import torch
 from ._arrays import Layout, prepare, resolve_device
 from ._progress import ProgressCallback, report
 from .models.crcnet import CRCNet, network_input
+from .models.store import DEFAULT_MODEL
 from .operators import DEFAULT_BOUNDARY
 
 __all__ = ["DEFAULT_TILE", "apply_model", "crcnet", "default_overlap"]
@@ -425,7 +426,7 @@ def apply_model(
 
 def crcnet(
     image: Any,
-    model: Any,
+    model: Any = DEFAULT_MODEL,
     kernel: Any = None,
     *,
     channel_axis: int | None = None,
@@ -447,7 +448,8 @@ def crcnet(
         time series or a Z stack processed slice by slice). Integers are scaled to [0, 1].
     model : str, Path or (CRCNet, dict)
         A shipped or user model name (see :func:`napari_crcnet.list_models`), a ``.safetensors`` path,
-        or an already loaded ``(model, card)`` pair.
+        or an already loaded ``(model, card)`` pair. Default: ``"any-kernel"``, trained for any kernel up
+        to 31x31 px and noise of 0.5-5 % (its card says so; a per-kernel model is better for its kernel).
     kernel : array_like or str, optional
         The kernel ``image`` was blurred with (convolution-oriented, centred; a spec string such as
         ``"gaussian:2"`` also works). A model only undoes the blur it was trained for: a kernel other

@@ -56,6 +56,11 @@ def notify_info(message: str) -> None:
     notifications.show_info(message)
 
 
+def notify_warning(message: str) -> None:
+    """Show ``message`` as a napari warning notification."""
+    notifications.show_warning(message)
+
+
 def describe_error(error: BaseException) -> str:
     """The text a user sees for ``error``: the message of expected errors, the type name for the rest."""
     if isinstance(error, (ValueError, FileNotFoundError, OSError)):
@@ -79,15 +84,17 @@ def refill_model_combo(
     tooltip: Callable[[dict], str] | None = None,
     first: tuple[str, Any] | None = None,
     last: tuple[str, Any] | None = None,
+    preferred: str | None = None,
 ) -> bool:
     """Fill ``combo`` with every model of :func:`~napari_crcnet.models.store.list_models` (item data: its
     path, text: ``label(card)``), between the optional ``first`` and ``last`` ``(text, data)`` items, and
-    keep the selection. Returns False, and disconnects ``listener`` from ``model_events``, when the
-    combo's widget was closed."""
+    keep the selection. A combo filled for the first time selects the model named ``preferred`` when there
+    is one, else its first item. Returns False, and disconnects ``listener`` from ``model_events``, when
+    the combo's widget was closed."""
     from ..models import store
 
     try:
-        current = combo.currentData()
+        filled, current, current_text = combo.count() > 0, combo.currentData(), combo.currentText()
     except RuntimeError:  # the widget was closed; stop listening
         model_events.changed.disconnect(listener)
         return False
@@ -95,13 +102,21 @@ def refill_model_combo(
     combo.clear()
     if first is not None:
         combo.addItem(*first)
+    preferred_index = -1
     for card in store.list_models():
+        if card["name"] == preferred and preferred_index < 0:  # the user folder's copy comes first
+            preferred_index = combo.count()
         combo.addItem(label(card), card["path"])
         if tooltip is not None:
             combo.setItemData(combo.count() - 1, tooltip(card), Qt.ItemDataRole.ToolTipRole)
     if last is not None:
         combo.addItem(*last)
-    index = combo.findData(current) if current is not None else 0
+    if not filled:
+        index = preferred_index
+    elif current is not None:
+        index = combo.findData(current)
+    else:  # an item without data, such as "scratch" or "file..."
+        index = combo.findText(current_text)
     combo.setCurrentIndex(max(index, 0))
     combo.blockSignals(False)
     return True
@@ -536,6 +551,7 @@ class TaskRunner(QWidget):
                 "yielded": self._on_yielded,
                 "returned": returned,
                 "errored": self._on_error,
+                "warned": self._on_warning,
                 "aborted": self._on_aborted,
                 "finished": self._on_finished,
             },
@@ -571,6 +587,11 @@ class TaskRunner(QWidget):
             return
         self.outcome = "error"
         notify_error(self._prefix() + describe_error(error))
+
+    def _on_warning(self, show_warning_args: tuple) -> None:
+        # The core's warnings (a model outside its trained noise range, a kernel wider than it saw...)
+        # are caught in the worker thread; napari's worker does not relay them, so the runner does.
+        notify_warning(self._prefix() + str(show_warning_args[0]))
 
     def _on_aborted(self) -> None:
         self.outcome = "cancelled"

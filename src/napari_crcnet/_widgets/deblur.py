@@ -127,7 +127,7 @@ class DeblurWidget(QWidget):
         self.sigma.setSpecialValueText("auto")
         self.sigma.setToolTip("noise-to-signal balance σ in X = conj(K) B / (|K|² + σ); auto: from the noise")
         self.estimate = QPushButton("Estimate")
-        self.estimate.setToolTip("estimate the noise of the current slice and fill in σ and λ")
+        self.estimate.setToolTip("estimate the noise of the current slice and fill in σ, λ and the CRCNet noise")
         self.estimate.clicked.connect(self.estimate_parameters)
         self.iterations = QSpinBox()
         self.iterations.setRange(0, 100_000)
@@ -161,6 +161,16 @@ class DeblurWidget(QWidget):
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse_model)
+        self.noise = QDoubleSpinBox()
+        self.noise.setDecimals(2)
+        self.noise.setRange(0.0, 50.0)
+        self.noise.setSingleStep(0.1)
+        self.noise.setSuffix(" %")
+        self.noise.setSpecialValueText("auto")
+        self.noise.setToolTip(
+            "noise std of the image, in % of its range, for models that take it (the any-kernel model); "
+            "auto: the model card's, else estimated from the image"
+        )
         self.units = QCheckBox("add unit outputs (hidden)")
         self.units.setChecked(True)
         self.force = QCheckBox("apply to another kernel anyway (force)")
@@ -203,6 +213,7 @@ class DeblurWidget(QWidget):
         row("alpha", "α", self.alpha)
         row("model", "model", _hbox(self.model, self.refresh_button))
         row("model_path", "model file", _hbox(self.model_path, browse))
+        row("noise", "noise", _hbox(self.noise, _clone_button(self.estimate, self.estimate_parameters)))
         row("units", "units", _vbox(self.units, self.force))
         row("boundary", "boundary", self.boundary)
         row("device", "device", self.device)
@@ -230,6 +241,7 @@ class DeblurWidget(QWidget):
             "alpha": method == "hyper-Laplacian",
             "model": method == "CRCNet",
             "model_path": method == "CRCNet" and self.model.currentText() == FILE_ITEM,
+            "noise": method == "CRCNet",
             "units": method == "CRCNet",
             "boundary": method != "CRCNet",  # a model uses the boundary it was trained with
         }
@@ -239,7 +251,7 @@ class DeblurWidget(QWidget):
 
     def refresh_models(self, *args: Any) -> None:
         """Re-read the model list (shipped + user folder, see :func:`napari_crcnet.models.store.list_models`)."""
-        from ..models.store import kernel_label
+        from ..models.store import DEFAULT_MODEL, kernel_label
 
         if refill_model_combo(
             self.model,
@@ -247,6 +259,7 @@ class DeblurWidget(QWidget):
             lambda card: f"{card['name']} ({card.get('source', '')}, kernel {kernel_label(card).replace('x', '×')})",
             tooltip=lambda card: card.get("description") or card["path"],
             last=(FILE_ITEM, None),
+            preferred=DEFAULT_MODEL,
         ):
             self._show_rows()
 
@@ -260,7 +273,7 @@ class DeblurWidget(QWidget):
             self.model_path.setText(path)
 
     def estimate_parameters(self) -> None:
-        """Estimate the noise of the shown slice; fill in σ (MMSE/IRD) and λ (hyper-Laplacian)."""
+        """Estimate the noise of the shown slice; fill in σ (MMSE/IRD), λ (hyper-Laplacian) and the CRCNet noise."""
         from .. import deconv, hyperlaplacian
 
         layer = self.image.value
@@ -275,6 +288,7 @@ class DeblurWidget(QWidget):
             return
         self.sigma.setValue(deconv.suggest_sigma(noise))
         self.lam.setValue(hyperlaplacian.suggest_lambda(noise))
+        self.noise.setValue(100 * noise)
         self.estimate.setToolTip(f"noise std ≈ {noise:.4f} (image in [0, 1] units)")
 
     # ------------------------------------------------------------------------------- running
@@ -321,6 +335,7 @@ class DeblurWidget(QWidget):
         if not model:
             raise ValueError("choose a CRCNet model (or a .safetensors file); train one with the Train widget")
         options["force"] = self.force.isChecked()
+        options["noise"] = self.noise.value() / 100 or None
         if self.units.isChecked():  # the core holds every unit output (63 planes per colour channel, paper net)
             _check_stack_size(_unit_planes(model) * source.data.size * 4, "the CRCNet unit outputs")
         return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)

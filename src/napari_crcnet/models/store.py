@@ -43,6 +43,9 @@ SUFFIX = ".safetensors"
 CARD_SUFFIX = ".json"
 CARD_FORMAT = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
+#: The CRCNet used when none is named (API, CLI) and first offered by the Deblur widget: the shipped model
+#: trained over a whole kernel family (training/recipes/any-kernel.json), so it serves any kernel at once.
+DEFAULT_MODEL = "any-kernel"
 # Two kernels whose normalised entries differ by at most this much are the same kernel (see kernel_matches).
 KERNEL_ATOL = 1e-6
 

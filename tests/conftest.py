@@ -1,0 +1,24 @@
+"""Fixtures shared by several test files."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def any_kernel_model(tmp_path, monkeypatch):
+    """A tiny untrained stand-in for the default model: ``any-kernel`` in a temporary user models folder
+    (an RGB family model fed the MMSE estimate and a noise map, like the shipped one). Returns its path."""
+    import torch
+
+    from napari_crcnet.models import CRCNet, CRCNetConfig, save_model
+    from napari_crcnet.models.store import DEFAULT_MODEL
+
+    folder = tmp_path / "default-models"
+    monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(folder))
+    torch.manual_seed(0)
+    net = CRCNet(CRCNetConfig(in_channels=3, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",)))
+    card = {"name": DEFAULT_MODEL, "kernel": None, "mmse_sigma": "suggest", "noise": [0.005, 0.05],
+            "kernel_family": {"max_kernel": 31}}
+    save_model(folder / f"{DEFAULT_MODEL}.safetensors", net, card)
+    return folder / f"{DEFAULT_MODEL}.safetensors"
