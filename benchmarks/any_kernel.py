@@ -15,20 +15,26 @@ with the level estimated from the image. An RGB model runs on gray images as thr
 ``--fit-kernels K`` kernels of each case also get two per-kernel fits of M minutes: from scratch and
 started from the any-kernel model (``init``), each scored the same way.
 
+The classical rows depend only on the kernel and the images, so they are kept in
+``results/any_kernel_classical.json`` and reused by later runs (``--classical-only`` just fills that
+file, with no model needed).
+
     python benchmarks/any_kernel.py --model any-kernel [--fit-minutes 10 --fit-kernels 2] [--threads 2]
+    python benchmarks/any_kernel.py --classical-only   # the baselines alone, cached for later runs
     python benchmarks/any_kernel.py --quick      # smoke test: a 20-step model trained on the spot
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from _common import DATA, ROOT, markdown_table, write_results
+from _common import DATA, RESULTS, ROOT, markdown_table, write_results
 
 sys.path.insert(0, str(ROOT / "training"))
 from evaluate import classical_rows, degrade, run_method
@@ -79,6 +85,26 @@ def model_runner(model, card, channels: int, noise: float | None):
     return run
 
 
+def cache_key(case: str, label: str, kernel, images) -> str:
+    """Which classical rows a cache entry holds: the case, the kernel (label and hash), the image count."""
+    from napari_crcnet.models.store import kernel_sha256
+
+    return f"{case}|{label}|{kernel_sha256(kernel)[:12]}|{len(images)}"
+
+
+def cached_classical_rows(cache_path: Path, key: str, pairs, kernel, axis) -> list[dict]:
+    """The best MMSE, IRD and hyper-Laplacian rows for ``pairs`` (``evaluate.classical_rows``), read from
+    the JSON cache at ``cache_path`` under ``key`` when there, else computed and added to it."""
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    if key not in cache:
+        cache[key] = classical_rows(pairs, kernel, axis)[0]
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+        tmp.replace(cache_path)  # atomic: an interrupted run keeps every kernel done so far
+    return [dict(row) for row in cache[key]]
+
+
 def fit(kernel, channels: int, minutes: float, threads: int, init=None):
     """A per-kernel model trained for ``minutes`` (from scratch, or from ``init``); returns (model, card)."""
     from napari_crcnet.training import TrainConfig, train
@@ -105,8 +131,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-kernels", type=int, default=2, help="kernels per case that get the fits")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="1 kernel and 2 images per case, a tiny model")
+    parser.add_argument("--classical-only", action="store_true",
+                        help="only compute (and cache) the classical rows; no model needed")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    cache_path = RESULTS / ("any_kernel_quick_classical.json" if args.quick else "any_kernel_classical.json")
+    if args.classical_only:
+        for name, (kernel_list, images, channels) in cases(args.quick).items():
+            for label, kernel in kernel_list:
+                pairs = [degrade(im, kernel, seed) for seed, im in enumerate(images)]
+                key = cache_key(name, label, kernel, images)
+                cached_classical_rows(cache_path, key, pairs, kernel, -1 if channels == 3 else None)
+                print(f"classical rows: {key}", flush=True)
+        return 0
     model_path = args.model
     if args.quick:  # no shipped any-kernel model needed: train a tiny one for 20 steps
         from napari_crcnet.training import TrainConfig, train
@@ -123,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         per_kernel, means = [], {}
         for index, (label, kernel) in enumerate(kernel_list):
             pairs = [degrade(im, kernel, seed) for seed, im in enumerate(images)]
-            best, _ = classical_rows(pairs, kernel, axis)
-            rows = list(best)
+            rows = cached_classical_rows(cache_path, cache_key(name, label, kernel, images), pairs, kernel, axis)
             with torch.no_grad():
                 for noise_label, noise in (("noise given", 0.01), ("noise estimated", None)):
                     run = model_runner(model, card, channels, noise)
