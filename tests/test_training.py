@@ -195,6 +195,45 @@ def test_resume_is_bit_for_bit(tmp_path):
     assert readable["step"] == 6 and readable["mmse_sigma"] == document["mmse_sigma"]
 
 
+def test_gradient_clip_bounds_a_burst_relative_to_the_running_mean():
+    from napari_crcnet.training.fit import CLIP_WARMUP, GradientClip
+
+    weight = torch.nn.Parameter(torch.zeros(4))
+
+    def step(clipper, norm):
+        weight.grad = torch.full((4,), norm / 2.0)  # ||g|| = norm
+        result = clipper([weight])
+        return result, float(weight.grad.norm())
+
+    clipper = GradientClip(absolute=1000.0, factor=4.0)
+    for _ in range(CLIP_WARMUP - 1):  # warming up: only the absolute bound
+        assert step(clipper, 1.0) == ((pytest.approx(1.0), False), pytest.approx(1.0))
+    assert step(clipper, 50.0) == ((pytest.approx(50.0), False), pytest.approx(50.0))  # not warm yet
+    mean = clipper.total / (1 - fit_module.CLIP_MOMENTUM**clipper.count)
+    (norm, clipped), after = step(clipper, 500.0)
+    assert clipped and norm == pytest.approx(500.0) and after == pytest.approx(4.0 * mean)
+    assert step(GradientClip(absolute=10.0), 500.0)[1] == pytest.approx(10.0)  # fixed bound only
+    assert step(GradientClip(), 500.0)[1] == pytest.approx(500.0)  # no bound
+    copy = GradientClip(1000.0, 4.0)
+    copy.load_state_dict(clipper.state_dict())
+    assert copy.limit() == clipper.limit() < 1000.0
+    with pytest.raises(ValueError, match="clip_factor"):
+        TrainConfig(kernel=_kernel(), images=_images(), clip_factor=0.5).validate()
+
+
+def test_resume_restores_the_clipping_state(tmp_path, monkeypatch):
+    """With clipping active on every step, 3 + resume + 3 steps still equal 6 in one go."""
+    monkeypatch.setattr(fit_module, "CLIP_WARMUP", 1)
+    options = {"clip_factor": 1.01, "log_every": 1}
+    clipped = []
+    straight = train(_config(tmp_path / "a", iterations=6, **options),
+                     log=lambda r: clipped.append(r["clipped"]) if r["event"] == "train" else None)
+    assert sum(clipped[3:]) >= 1  # clipping acts after the resume point
+    train(_config(tmp_path / "b", iterations=3, **options))
+    resumed = train(_config(tmp_path / "b", iterations=6, resume=True, **options))
+    assert _same_weights(straight.model, resumed.model)
+
+
 def _any_config(tmp_path: Path | None = None, **overrides) -> TrainConfig:
     options = {"kernel": "any", "max_kernel": 9, "noise_range": (0.01, 0.04),
                "model": {**TINY, "extra_inputs": ["noise"]}}
