@@ -116,7 +116,8 @@ def report(results: list[dict], name: str) -> None:
     body = (
         f"{len(results)} of 10 kernels done. Per kernel: two CRCNets trained from scratch for "
         f"{first['iterations']} iterations each (batch 8 of 64 px crops, "
-        f"{', '.join(str(t) for t in sorted({r['threads'] for r in results}))} CPU thread(s); "
+        f"{', '.join(str(t) for t in sorted({r['threads'] for r in results}))} CPU thread(s), the trainer's "
+        "default gradient clipping (relative bound 4x the running mean); "
         "the paper trained far longer, so this is the CPU-budget version), tested on "
         f"{first['test_images']} Kodak24 images (centre 256x256, 'valid' blur, 1 % noise); classical methods at "
         "their best setting per kernel. See the docstring of `benchmarks/paper_table.py` for the protocol.\n\n"
