@@ -120,12 +120,9 @@ class DeblurWidget(QWidget):
         )
 
         # MMSE / IRD
-        self.sigma = QDoubleSpinBox()
-        self.sigma.setDecimals(5)
-        self.sigma.setRange(0.0, 1.0)
-        self.sigma.setSingleStep(0.0005)
-        self.sigma.setSpecialValueText("auto")
-        self.sigma.setToolTip("noise-to-signal balance σ in X = conj(K) B / (|K|² + σ); auto: from the noise")
+        self.sigma = _auto_spin(
+            5, 1.0, 0.0005, "noise-to-signal balance σ in X = conj(K) B / (|K|² + σ); auto: from the noise"
+        )
         self.estimate = QPushButton("Estimate")
         self.estimate.setToolTip("estimate the noise of the current slice and fill in σ, λ and the CRCNet noise")
         self.estimate.clicked.connect(self.estimate_parameters)
@@ -139,12 +136,7 @@ class DeblurWidget(QWidget):
         self.residue_ns.setToolTip("residue indices n, e.g. '0, 1, 2, 5, 10, 50' or '0-20'")
 
         # hyper-Laplacian
-        self.lam = QDoubleSpinBox()
-        self.lam.setDecimals(1)
-        self.lam.setRange(0.0, 1e6)
-        self.lam.setSingleStep(100.0)
-        self.lam.setSpecialValueText("auto")
-        self.lam.setToolTip("data weight λ in λ/2 ||k*x - b||² + Σ|∇x|^α; auto: from the noise")
+        self.lam = _auto_spin(1, 1e6, 100.0, "data weight λ in λ/2 ||k*x - b||² + Σ|∇x|^α; auto: from the noise")
         self.alpha = QComboBox()
         for text, value in ALPHAS:
             self.alpha.addItem(text, value)
@@ -161,15 +153,9 @@ class DeblurWidget(QWidget):
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse_model)
-        self.noise = QDoubleSpinBox()
-        self.noise.setDecimals(2)
-        self.noise.setRange(0.0, 50.0)
-        self.noise.setSingleStep(0.1)
-        self.noise.setSuffix(" %")
-        self.noise.setSpecialValueText("auto")
-        self.noise.setToolTip(
-            "noise std of the image, in % of its range, for models that take it (the any-kernel model); "
-            "auto: the model card's, else estimated from the image"
+        self.noise = _auto_spin(
+            2, 50.0, 0.1, "noise std of the image, in % of its range, for models that take it (the any-kernel "
+            "model); auto: the model card's, else estimated from the image", suffix=" %",
         )
         self.units = QCheckBox("add unit outputs (hidden)")
         self.units.setChecked(True)
@@ -494,6 +480,18 @@ def _box(layout_type: type, *widgets: QWidget) -> QWidget:
     for widget in widgets:
         layout.addWidget(widget)
     return box
+
+
+def _auto_spin(decimals: int, maximum: float, step: float, tooltip: str, suffix: str = "") -> QDoubleSpinBox:
+    """A spin box from 0 to ``maximum`` whose 0 reads "auto" (the core then chooses the value)."""
+    spin = QDoubleSpinBox()
+    spin.setDecimals(decimals)
+    spin.setRange(0.0, maximum)
+    spin.setSingleStep(step)
+    spin.setSuffix(suffix)
+    spin.setSpecialValueText("auto")
+    spin.setToolTip(tooltip)
+    return spin
 
 
 def _hbox(*widgets: QWidget) -> QWidget:
