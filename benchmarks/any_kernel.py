@@ -92,10 +92,10 @@ def cache_key(case: str, label: str, kernel, images) -> str:
     return f"{case}|{label}|{kernel_sha256(kernel)[:12]}|{len(images)}"
 
 
-def cached_classical_rows(cache_path: Path, key: str, pairs, kernel, axis) -> list[dict]:
-    """The best MMSE, IRD and hyper-Laplacian rows for ``pairs`` (``evaluate.classical_rows``), read from
-    the JSON cache at ``cache_path`` under ``key`` when there, else computed and added to it."""
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+def cached_classical_rows(cache: dict, cache_path: Path, key: str, pairs, kernel, axis) -> list[dict]:
+    """The best MMSE, IRD and hyper-Laplacian rows for ``pairs`` (``evaluate.classical_rows``), taken from
+    ``cache`` (the JSON file at ``cache_path``, read once by the caller) under ``key`` when there, else
+    computed, added to ``cache`` and written back."""
     if key not in cache:
         cache[key] = classical_rows(pairs, kernel, axis)[0]
         cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,23 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cache_path = RESULTS / ("any_kernel_quick_classical.json" if args.quick else "any_kernel_classical.json")
-    if args.classical_only:
-        for name, (kernel_list, images, channels) in cases(args.quick).items():
-            for label, kernel in kernel_list:
-                pairs = [degrade(im, kernel, seed) for seed, im in enumerate(images)]
-                key = cache_key(name, label, kernel, images)
-                cached_classical_rows(cache_path, key, pairs, kernel, -1 if channels == 3 else None)
-                print(f"classical rows: {key}", flush=True)
-        return 0
-    model_path = args.model
-    if args.quick:  # no shipped any-kernel model needed: train a tiny one for 20 steps
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    model_path, model, card = args.model, None, {}
+    if args.quick and not args.classical_only:  # no shipped any-kernel model needed: a tiny one, 20 steps
         from napari_crcnet.training import TrainConfig, train
 
         model_path = Path(tempfile.mkdtemp()) / "any-quick.safetensors"
         train(TrainConfig(kernel="any", images=DATA / "bsds500" / "train", channels=3, iterations=20, batch=2,
                           crop=32, max_kernel=31, val_every=0, device="cpu", output=model_path,
                           model={"extra_inputs": ["noise"], "features": 3, "n_units": 2, "iu_channels": 8}))
-    model, card = load_model(model_path, device="cpu")
+    if not args.classical_only:
+        model, card = load_model(model_path, device="cpu")
 
     sections, summary = [], []
     for name, (kernel_list, images, channels) in cases(args.quick).items():
@@ -160,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         per_kernel, means = [], {}
         for index, (label, kernel) in enumerate(kernel_list):
             pairs = [degrade(im, kernel, seed) for seed, im in enumerate(images)]
-            rows = cached_classical_rows(cache_path, cache_key(name, label, kernel, images), pairs, kernel, axis)
+            key = cache_key(name, label, kernel, images)
+            rows = cached_classical_rows(cache, cache_path, key, pairs, kernel, axis)
+            if args.classical_only:
+                print(f"classical rows: {key}", flush=True)
+                continue
             with torch.no_grad():
                 for noise_label, noise in (("noise given", 0.01), ("noise estimated", None)):
                     run = model_runner(model, card, channels, noise)
@@ -177,9 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 means.setdefault(row["method"], []).append(row["psnr"])
                 per_kernel.append([label, row["method"], row["setting"], row["psnr"], row["ssim"]])
+        if args.classical_only:
+            continue
         table = [[method, float(np.mean(values)), len(values)] for method, values in means.items()]
         summary += [[name, *row] for row in table]
         sections.append(f"## {name}\n\n" + markdown_table(["kernel", "method", "setting", "PSNR", "SSIM"], per_kernel))
+    if args.classical_only:
+        return 0
     body = (
         f"Model: `{args.model if not args.quick else 'a 20-step smoke-test model'}` "
         f"({model.n_parameters:,} parameters, trained on kernels up to "
