@@ -13,6 +13,9 @@ When the recipe's iterations are reached (or with ``--ship``) the model is writt
 ``src/napari_crcnet/weights/NAME.safetensors`` + ``.json`` card, and ``training/cards/NAME.md``; run
 ``training/evaluate.py NAME`` afterwards for the held-out score table (it updates both cards).
 
+``--export PATH`` writes the model of the latest checkpoint to PATH without training and without touching
+the recipe's checkpoint or log (safe while the run goes on), e.g. to benchmark a run in progress.
+
 Data paths in recipes are relative to the shared data folder (``../shared/data`` next to the repository,
 or ``$CRCNET_DATA``).
 """
@@ -22,8 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -155,6 +160,32 @@ def ship(result, recipe: dict[str, Any]) -> Path:
     return path
 
 
+def export(recipe: dict[str, Any], path: Path, device: str = "auto"):
+    """Write the model of the recipe's latest checkpoint to ``path`` (+ JSON card); returns the TrainResult.
+
+    The checkpoint is copied first and ``train`` resumes the copy with its stop flag already set: no step is
+    taken, the held-out validation runs once, and the card says ``iterations`` (the checkpoint's step) of
+    ``target_iterations`` with ``stopped_early``. The recipe's own checkpoint and log stay as they are, so a
+    run in progress is not disturbed.
+    """
+    from napari_crcnet.training import train
+    from napari_crcnet.training.fit import checkpoint_json_path
+
+    source = recipe_config(recipe).checkpoint
+    if not Path(source).exists():
+        raise ValueError(f"no checkpoint of {recipe['name']!r} yet ({source})")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / Path(source).name
+        shutil.copyfile(source, copy)
+        if checkpoint_json_path(source).exists():
+            shutil.copyfile(checkpoint_json_path(source), checkpoint_json_path(copy))
+        config = recipe_config(recipe, device=device, checkpoint=copy, log_path=Path(tmp) / "log.jsonl",
+                               output=Path(path))
+        stop = threading.Event()
+        stop.set()
+        return train(config, stop_event=stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="recipe name (training/recipes/NAME.json)")
@@ -162,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ship", action="store_true", help="write the model even if not finished")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--export", type=Path, default=None, metavar="PATH",
+                        help="only write the model of the latest checkpoint to PATH (no training)")
     args = parser.parse_args(argv)
     import torch
 
@@ -174,6 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.export is not None:
+        try:
+            result = export(recipe, args.export, args.device)
+        except ValueError as error:
+            print(f"run_recipe: error: {error}", file=sys.stderr)
+            return 2
+        print(f"exported {result.model_path} (step {result.steps} of {recipe['iterations']}); validation "
+              f"{result.metrics.get('validation')}", flush=True)
+        return 0
     config = recipe_config(recipe, device=args.device,
                            time_limit_s=args.minutes * 60 if args.minutes is not None else None)
     stop = threading.Event()
