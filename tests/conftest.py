@@ -6,6 +6,17 @@ import pytest
 
 
 @pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (tiny training runs: deterministic and no slower), then restored."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def any_kernel_model(tmp_path, monkeypatch):
     """A tiny untrained stand-in for the default model: ``any-kernel`` in a temporary user models folder
     (an RGB family model fed the MMSE estimate and a noise map, like the shipped one). Returns its path."""

@@ -21,12 +21,7 @@ from napari_crcnet.training.data import LUMA, to_channels
 TINY = {"n_units": 2, "iu_channels": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images() -> list[np.ndarray]:
