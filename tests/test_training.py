@@ -271,6 +271,22 @@ def test_init_starts_a_fit_from_another_models_weights(tmp_path):
         train(_config(iterations=1, init=tmp_path / "any.safetensors"))
 
 
+def test_a_fit_from_an_any_kernel_model_keeps_its_mmse_input(tmp_path):
+    """The init model learned on MMSE inputs with suggest_sigma(noise): the fit keeps that sigma (no search);
+    from scratch, or with mmse_sigma given, it does not."""
+    from napari_crcnet.deconv import suggest_sigma
+
+    train(_any_config(iterations=2, output=tmp_path / "any.safetensors"))
+    noisy = {"model": {**TINY, "extra_inputs": ["noise"]}, "iterations": 1, "noise": 0.03}
+    tuned = train(_config(init=tmp_path / "any.safetensors", **noisy))
+    assert tuned.card["mmse_sigma"] == pytest.approx(suggest_sigma(0.03))
+    searched = train(_config(**noisy))
+    assert searched.card["mmse_sigma"] != pytest.approx(suggest_sigma(0.03))
+    assert searched.card["training"]["mmse_sigma_search"]  # the 31-point search ran
+    given = train(_config(init=tmp_path / "any.safetensors", mmse_sigma=0.1, **noisy))
+    assert given.card["mmse_sigma"] == 0.1
+
+
 def test_any_kernel_config_errors():
     for bad, match in (({"noise_range": (0.0, 0.1)}, "noise_range"), ({"max_kernel": 12}, "max_kernel"),
                        ({"photons": 100.0}, "photons"), ({"mmse_sigma": 0.01}, "mmse_sigma")):

@@ -146,7 +146,9 @@ class TrainConfig:
         With ``kernel="any"``: largest kernel side drawn (odd, >= 9).
     init : path or model name, optional
         Start from this model's weights (same architecture) instead of a random initialisation, e.g. a
-        per-kernel fit from the shipped any-kernel model. Ignored when resuming from a checkpoint.
+        per-kernel fit from the shipped any-kernel model. Ignored when resuming from a checkpoint. From an
+        any-kernel model (card ``mmse_sigma`` "suggest") the MMSE input keeps that model's
+        ``suggest_sigma(noise)`` unless ``mmse_sigma`` is given, instead of searching for the best sigma.
     """
 
     kernel: Any
@@ -710,8 +712,9 @@ def family_sha256(config: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> None:
-    """Copy the weights of the model ``init`` (path or name) into ``model``; the architectures must match."""
+def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> dict[str, Any]:
+    """Copy the weights of the model ``init`` (path or name) into ``model``; the architectures must match.
+    Returns the init model's card."""
     from ..models.store import load_model
 
     source, card = load_model(init, device="cpu")
@@ -721,6 +724,7 @@ def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> No
             f"from this run's {model_config.to_dict()} (pick the same --config / channels)"
         )
     model.load_state_dict(source.state_dict())
+    return card
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -849,7 +853,13 @@ def train(
             clipper.load_state_dict(document["grad_clip"])
         resumed = True
     elif config.init is not None:
-        _initialise_from(model, config.init, model_config)
+        init_card = _initialise_from(model, config.init, model_config)
+        if mmse_sigma is None and init_card.get("mmse_sigma") == "suggest" and not config.any_kernel:
+            # An any-kernel init learned on MMSE inputs made with suggest_sigma(noise): keep that input
+            # rather than a searched sigma (often 2x larger), so the fit starts where the init model is good.
+            from ..deconv import suggest_sigma
+
+            mmse_sigma = float(suggest_sigma(config.noise))
     if config.any_kernel:
         mmse_sigma = "suggest"  # per crop: deconv.suggest_sigma(noise)
         inputs = NetworkInputs(model_config, device, config.mmse_boundary)
