@@ -272,7 +272,7 @@ def test_init_starts_a_fit_from_another_models_weights(tmp_path):
 
 
 def test_a_fit_from_an_any_kernel_model_keeps_its_mmse_input(tmp_path):
-    """The init model learned on MMSE inputs with suggest_sigma(noise): the fit keeps that sigma (no search);
+    """The init model learned on MMSE inputs with suggest_sigma(noise): the fit keeps that sigma as its input;
     from scratch, or with mmse_sigma given, it does not."""
     from napari_crcnet.deconv import suggest_sigma
 
@@ -285,6 +285,15 @@ def test_a_fit_from_an_any_kernel_model_keeps_its_mmse_input(tmp_path):
     assert searched.card["training"]["mmse_sigma_search"]  # the 31-point search ran
     given = train(_config(init=tmp_path / "any.safetensors", mmse_sigma=0.1, **noisy))
     assert given.card["mmse_sigma"] == 0.1
+    # ...but both are scored against the best MMSE, not the input's weaker one, and that survives a resume.
+    assert tuned.card["training"]["baseline_mmse_sigma"] == searched.card["mmse_sigma"]
+    best = searched.metrics["validation"]["mmse_psnr"]
+    assert tuned.metrics["validation"]["mmse_psnr"] == best
+    first = train(_config(tmp_path / "r", init=tmp_path / "any.safetensors", **noisy))
+    resumed = train(_config(tmp_path / "r", init=tmp_path / "any.safetensors", resume=True,
+                            **{**noisy, "iterations": 2}))
+    assert first.card["mmse_sigma"] == resumed.card["mmse_sigma"] == pytest.approx(suggest_sigma(0.03))
+    assert resumed.metrics["validation"]["mmse_psnr"] == best
 
 
 def test_any_kernel_config_errors():

@@ -409,13 +409,15 @@ class NetworkInputs:
 
     Per-kernel (``kernel`` given): the MMSE estimate of the whole batch with that kernel at ``sigma``.
     Any-kernel (``kernel`` None): each crop's own kernel and ``sigma = deconv.suggest_sigma(noise)``.
-    The input is then :func:`~napari_crcnet.models.crcnet.network_input` of the estimate (or of the blurred
-    crop for ``config.input == "blurred"``) with the configured extra maps, exactly as inference builds it.
+    The baseline is that estimate, or (per-kernel, ``baseline_sigma`` given) the MMSE estimate at the best
+    sigma when the input uses another one. The input is then
+    :func:`~napari_crcnet.models.crcnet.network_input` of the estimate (or of the blurred crop for
+    ``config.input == "blurred"``) with the configured extra maps, exactly as inference builds it.
     """
 
     def __init__(
         self, model_config: Any, device: torch.device, boundary: str, kernel: Any = None, sigma: float | None = None,
-        noise: float | None = None,
+        noise: float | None = None, baseline_sigma: float | None = None,
     ) -> None:
         self.config = model_config
         self.device = device
@@ -423,6 +425,7 @@ class NetworkInputs:
         self.operator = None if kernel is None else BlurOperator(kernel, boundary=boundary, device=device)
         self.sigma = sigma
         self.noise = noise
+        self.baseline_sigma = baseline_sigma
 
     def __call__(
         self, blurred: torch.Tensor, kernels: list[np.ndarray] | None = None, noise: torch.Tensor | None = None
@@ -442,6 +445,14 @@ class NetworkInputs:
             ])
         image = estimate if self.config.input == "mmse" else blurred
         return network_input(self.config, image, blurred, noise), estimate
+
+    def baseline(self, blurred: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:
+        """The MMSE estimate a model is scored against: ``estimate`` (the input's), or the one at
+        ``baseline_sigma`` when set (a fit whose input keeps an init model's sigma is still compared with
+        the best MMSE, not a weaker one)."""
+        if self.baseline_sigma is None or self.operator is None:
+            return estimate
+        return mmse_filter(self.operator, blurred, self.baseline_sigma)
 
 
 def _autocast(device: torch.device, amp: str):
@@ -565,6 +576,7 @@ def evaluate(
         with torch.no_grad():
             for blurred, clear, *degradation in pairs:
                 net_input, estimate = inputs(blurred.to(device), *degradation)
+                estimate = inputs.baseline(blurred.to(device), estimate)
                 if channels_last:
                     net_input = net_input.contiguous(memory_format=torch.channels_last)
                 with _autocast(device, amp):
@@ -837,6 +849,8 @@ def train(
     sigma_scores: dict[str, float] = {}
     resumed = False
     mmse_sigma = config.mmse_sigma
+    baseline_sigma = None  # the best MMSE sigma, kept apart when the input uses another one
+    input_sigma_from_init = None
     if config.resume and checkpoint is not None and checkpoint.exists():
         tensors, document = load_checkpoint(checkpoint)
         if document.get("kernel_sha256") != sha:
@@ -848,6 +862,7 @@ def train(
         elapsed_before = float(document.get("elapsed_s", 0.0))
         history_before = list(document.get("history", []))
         mmse_sigma = document["mmse_sigma"]
+        baseline_sigma = document.get("baseline_sigma")
         sigma_scores = document.get("sigma_scores", {})
         if document.get("grad_clip") is not None:  # older checkpoints: the running mean starts again
             clipper.load_state_dict(document["grad_clip"])
@@ -859,7 +874,7 @@ def train(
             # rather than a searched sigma (often 2x larger), so the fit starts where the init model is good.
             from ..deconv import suggest_sigma
 
-            mmse_sigma = float(suggest_sigma(config.noise))
+            input_sigma_from_init = float(suggest_sigma(config.noise))
     if config.any_kernel:
         mmse_sigma = "suggest"  # per crop: deconv.suggest_sigma(noise)
         inputs = NetworkInputs(model_config, device, config.mmse_boundary)
@@ -867,8 +882,11 @@ def train(
         if mmse_sigma is None:
             mmse_operator = BlurOperator(kernel, boundary=config.mmse_boundary, device=device)
             mmse_sigma, sigma_scores = choose_mmse_sigma(val_pairs, mmse_operator, config.noise)
+            if input_sigma_from_init is not None:
+                baseline_sigma, mmse_sigma = float(mmse_sigma), input_sigma_from_init
         mmse_sigma = float(mmse_sigma)
-        inputs = NetworkInputs(model_config, device, config.mmse_boundary, kernel, mmse_sigma, config.noise)
+        inputs = NetworkInputs(model_config, device, config.mmse_boundary, kernel, mmse_sigma, config.noise,
+                               baseline_sigma=baseline_sigma)
 
     logger({
         "event": "start", "step": step, "resumed": resumed, "iterations": config.iterations,
@@ -888,7 +906,8 @@ def train(
     def meta() -> dict[str, Any]:
         return {
             "step": step, "kernel_sha256": sha, "model_config": model_config.to_dict(), "mmse_sigma": mmse_sigma,
-            "sigma_scores": sigma_scores, "elapsed_s": elapsed_before + time.perf_counter() - start,
+            "baseline_sigma": baseline_sigma, "sigma_scores": sigma_scores,
+            "elapsed_s": elapsed_before + time.perf_counter() - start,
             "history": (history_before + history)[-200:], "train_config": config.summary(),
             "grad_clip": clipper.state_dict(),
         }
@@ -1008,6 +1027,7 @@ def train(
             "seed": config.seed, "amp": amp, "device": str(device), "threads": torch.get_num_threads(),
             "wall_time_s": round(elapsed, 1), "torch": torch.__version__,
             "mmse_sigma_search": sigma_scores,
+            "baseline_mmse_sigma": baseline_sigma if baseline_sigma is not None else mmse_sigma,
         },
         "metrics": metrics,
     }
