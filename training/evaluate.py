@@ -17,7 +17,8 @@ at its best setting on the whole set (an oracle choice that favours the baseline
 
 PSNR on all channels, SSIM on the Y channel for RGB (``metrics.ssim``), outputs clipped to [0, 1].
 Results go into ``metrics.heldout`` of ``src/napari_crcnet/weights/NAME.json`` (and the weights' metadata
-copy) and the table into ``training/cards/NAME.md``.
+copy) and the table into ``training/cards/NAME.md`` (:func:`write_heldout`; an any-kernel model has no one
+kernel: ``benchmarks/any_kernel.py --write-card`` fills its cards instead).
 """
 
 from __future__ import annotations
@@ -165,18 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only, do not update the cards")
     args = parser.parse_args(argv)
     result = evaluate(args.name, args.model, args.limit)
-    if args.no_write:
-        return 0
+    if not args.no_write:
+        write_heldout(args.model or (WEIGHTS / f"{args.name}.safetensors"), result)
+    return 0
+
+
+def write_heldout(path: Path, result: dict) -> None:
+    """Store ``result`` as ``metrics.heldout`` in the card of the model at ``path`` (JSON and weights'
+    metadata copy); a shipped model (in the package's weights folder) also gets ``training/cards/NAME.md``."""
     from napari_crcnet.models.store import load_model, save_model
 
-    path = args.model or (WEIGHTS / f"{args.name}.safetensors")
+    path = Path(path)
     model, card = load_model(path, device="cpu")
     card.setdefault("metrics", {})["heldout"] = result
     card = save_model(path, model, card)
-    (TRAINING / "cards").mkdir(parents=True, exist_ok=True)
-    (TRAINING / "cards" / f"{args.name}.md").write_text(card_markdown(card))
-    print(f"wrote metrics.heldout into {path.with_suffix('.json')} and training/cards/{args.name}.md")
-    return 0
+    written = [str(path.with_suffix(".json"))]
+    if path.resolve().parent == WEIGHTS.resolve():
+        (TRAINING / "cards").mkdir(parents=True, exist_ok=True)
+        (TRAINING / "cards" / f"{card['name']}.md").write_text(card_markdown(card))
+        written.append(f"training/cards/{card['name']}.md")
+    print(f"wrote metrics.heldout into {' and '.join(written)}")
 
 
 if __name__ == "__main__":
