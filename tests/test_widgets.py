@@ -21,25 +21,15 @@ pytest.importorskip("pytestqt")
 from napari_crcnet import deconv, kernels  # noqa: E402
 from napari_crcnet._sample_data import blurred_cell, blurred_photo  # noqa: E402
 
-pytestmark = pytest.mark.widgets
+# Small arrays: one torch thread avoids OpenMP spin-waits on a shared, oversubscribed CPU (and the worker
+# threads still leave the GUI thread free).
+pytestmark = [pytest.mark.widgets, pytest.mark.usefixtures("one_torch_thread")]
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_MS = 120_000
 
 
 # ------------------------------------------------------------------------------------------ fixtures
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small arrays: one torch thread avoids OpenMP spin-waits on a shared, oversubscribed CPU (and the
-    worker threads still leave the GUI thread free)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def notes(monkeypatch):
     """Record napari notifications instead of showing them: ``{"error": [...], "info": [...]}``."""
@@ -249,6 +239,37 @@ def test_time_series_current_step_or_all(make_napari_viewer, qtbot, notes):
     np.testing.assert_array_equal(everything.translate, image.translate)
     np.testing.assert_allclose(everything.data, expected, atol=1e-5)
     assert len(viewer.layers) == 2 and not notes["error"]
+
+
+def test_a_lazy_movie_is_read_only_at_the_current_frame(make_napari_viewer, qtbot, notes):
+    """A dask layer (a movie too big to load): "current step only" reads that frame and nothing else."""
+    da = pytest.importorskip("dask.array")
+    viewer = make_napari_viewer()
+    kernel = kernels.gaussian_kernel(1.5)
+    frames = deconv.blur(np.random.default_rng(0).random((5, 48, 40)), kernel, noise=0.01, seed=1)
+    read: list[int] = []
+
+    def load(block, block_info=None):
+        read.append(block_info[0]["chunk-location"][0])
+        return block
+
+    lazy = da.from_array(frames, chunks=(1, 48, 40)).map_blocks(load, dtype=frames.dtype)
+    image = viewer.add_image(lazy, name="lazy movie")
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian", sigma=1.5)
+    widget.method.setCurrentText("MMSE")
+    widget.sigma.setValue(0.01)
+    viewer.dims.set_point(0, 3)
+    widget.scope.setCurrentText("current step only")
+    qtbot.wait(50)
+    read.clear()  # napari reads the frame it shows; from here on only the widget reads
+
+    run_and_wait(qtbot, widget)
+
+    assert set(read) == {3}
+    result = widget.result_layer(image, "MMSE")
+    np.testing.assert_allclose(result.data[0], deconv.mmse(frames, kernel, 0.01)[3], atol=1e-5)
+    assert not notes["error"]
 
 
 def test_volume_with_a_3d_kernel(make_napari_viewer, qtbot, notes):

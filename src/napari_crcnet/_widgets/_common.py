@@ -656,7 +656,8 @@ class LayerInput:
 
 def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: bool = False) -> LayerInput:
     """Cut the array to process out of ``layer``: the layer's own array or a slice of it (no copy; the
-    core functions copy before they compute and never write to their input).
+    core functions copy before they compute and never write to their input). A lazy layer (dask, zarr)
+    is read only where cut: "current step" reads one step.
 
     Leading axes (time, or z when the kernel is 2D) are kept whole, or, with ``current_step``, cut to
     the viewer's current position with length 1, so the result lands on the same slice.
@@ -665,7 +666,7 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
     if layer.multiscale:
         raise ValueError(f"layer {layer.name!r} is multiscale; deblur one resolution level saved as an image")
     channel_axis = -1 if layer.rgb else None
-    data = np.asarray(layer.data)
+    data = layer.data  # maybe lazy (dask, zarr): cut first, read after, so one step reads one step
     plain_shape = data.shape[:-1] if layer.rgb else data.shape
     if len(plain_shape) < kernel_ndim:
         kind = "volume (Z, Y, X)" if kernel_ndim == 3 else "image (Y, X)"
@@ -689,7 +690,7 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
         step = ", ".join(f"{_step_name(labels[a], a)}={index[a].start}" for a in range(n_leading))
     return LayerInput(
         layer=layer,
-        data=data,
+        data=np.asarray(data),
         channel_axis=channel_axis,
         spatial_shape=tuple(plain_shape[n_leading:]),
         scale=scale,
