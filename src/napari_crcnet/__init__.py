@@ -57,6 +57,8 @@ _EXPORTS = {
     "list_models": "models.store",
     "CRCNet": "models.crcnet",
     "CRCNetConfig": "models.crcnet",
+    # lazy (dask) arrays
+    "deblur_lazy": "lazy",
     # plumbing
     "BlurOperator": "operators",
     "Cancelled": "_progress",
