@@ -15,9 +15,9 @@ Cases (all 1 % Gaussian noise, 'valid' blur of centre 256x256 crops as in ``trai
 Rows, per kernel: MMSE, IRD and hyper-Laplacian at their best setting for that kernel (an oracle that
 favours them; ``training/evaluate.py``'s grids), then the any-kernel model with the true noise level and
 with the level estimated from the image. An RGB model runs on gray images as three equal channels
-(output averaged); a gray model runs on RGB channel by channel. With ``--fit-minutes M`` the first
-``--fit-kernels K`` kernels of each case also get two per-kernel fits of M minutes: from scratch and
-started from the any-kernel model (``init``), each scored the same way.
+(output averaged, ``inference.apply_model``); a gray model runs on RGB channel by channel. With
+``--fit-minutes M`` the first ``--fit-kernels K`` kernels of each case also get two per-kernel fits of M
+minutes: from scratch and started from the any-kernel model (``init``), each scored the same way.
 
 The classical rows depend only on the kernel and the images, so they are kept in
 ``results/any_kernel_classical.json`` and reused by later runs (``--classical-only`` just fills that
@@ -92,16 +92,10 @@ def paper_table_row(label: str, kernel: np.ndarray, n_images: int) -> list[dict]
 
 
 def model_runner(model, card, channels: int, noise: float | None):
-    """``blurred -> restored`` with the any-kernel model, whatever the image's channel count."""
+    """``blurred -> restored`` with the model (an RGB model runs on gray images as equal channels)."""
     from napari_crcnet.inference import apply_model
 
-    model_channels = model.config.in_channels
-
     def run(blurred, kernel):
-        if channels == 1 and model_channels == 3:
-            stacked = np.repeat(blurred[..., None], 3, axis=-1)
-            out = apply_model(model, card, stacked, kernel=kernel, channel_axis=-1, device="cpu", noise=noise)
-            return out.mean(axis=-1)
         axis = -1 if channels == 3 else None
         return apply_model(model, card, blurred, kernel=kernel, channel_axis=axis, device="cpu", noise=noise)
 

@@ -109,9 +109,17 @@ def test_layouts_time_series_and_channel_first():
     out = apply_model(gray, None, series[0], channel_axis=-1, device="cpu")
     for ch in range(3):
         np.testing.assert_allclose(out[..., ch], apply_model(gray, None, series[0][..., ch], device="cpu"), atol=1e-6)
-    # RGB model on a gray image: error, with a hint when the last axis looks like colour.
-    with pytest.raises(ValueError, match="takes 3 channels"):
-        apply_model(rgb, None, stack[0], device="cpu")
+    # RGB model on a gray image: the image as three equal channels, the mean of the three outputs.
+    out = apply_model(rgb, None, stack, device="cpu")
+    equal = np.repeat(stack[..., None], 3, axis=-1)
+    expected = apply_model(rgb, None, equal, channel_axis=-1, device="cpu").mean(axis=-1)
+    assert out.shape == stack.shape
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    units = apply_model(rgb, None, stack[0], device="cpu", return_residues=True)[1]
+    assert [u.shape for u in units] == [(c, 30, 40) for c in rgb.config.unit_channels()]
+    # ...but other channel counts are refused, and an RGB image without its channel axis gets a hint.
+    with pytest.raises(ValueError, match="takes 3 channels, the image has 2"):
+        apply_model(rgb, None, series[0][..., :2], channel_axis=-1, device="cpu")
     with pytest.raises(ValueError, match="channel_axis=-1"):
         apply_model(rgb, None, series[0], device="cpu")
 
@@ -319,8 +327,14 @@ def test_crcnet_high_level(tmp_path, monkeypatch, mmse_function):
         crcnet(image, (net, {"kernel": kernel.tolist(), "mmse_sigma": 0.02}), other, channel_axis=-1)
     forced = crcnet(image, "tiny", other, channel_axis=-1, device="cpu", force=True)
     assert forced.shape == image.shape
+    gray = crcnet(image[..., 0], "tiny", kernel, device="cpu")  # as three equal channels
+    equal = np.repeat(image[..., :1], 3, axis=-1)
+    np.testing.assert_allclose(gray, crcnet(equal, "tiny", kernel, channel_axis=-1, device="cpu").mean(-1),
+                               atol=1e-6)
     with pytest.raises(ValueError, match="3 channels"):
-        crcnet(image[..., 0], "tiny", kernel, device="cpu")
+        crcnet(image[..., :2], "tiny", kernel, channel_axis=-1, device="cpu")
+    with pytest.raises(ValueError, match="3 channels"):
+        crcnet(image[..., :2], (net, {"kernel": kernel.tolist(), "mmse_sigma": 0.02}), kernel, channel_axis=-1)
 
 
 def test_volume_model_tiles_in_3d():

@@ -141,8 +141,9 @@ def test_kernel_hash_properties():
 def test_channel_check(tmp_path):
     save_model(tmp_path / "rgb", small_model(3))
     save_model(tmp_path / "gray", small_model(1))
-    with pytest.raises(ValueError, match="takes 3 channels"):
-        load_model(tmp_path / "rgb", channels=1, device="cpu")
+    with pytest.raises(ValueError, match="takes 3 channels, the image has 2"):
+        load_model(tmp_path / "rgb", channels=2, device="cpu")
+    load_model(tmp_path / "rgb", channels=1, device="cpu")  # a gray image runs as three equal channels
     load_model(tmp_path / "gray", channels=3, device="cpu")  # gray runs channel by channel
 
 

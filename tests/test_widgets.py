@@ -180,6 +180,29 @@ def test_crcnet_defaults_to_the_any_kernel_model_with_the_noise_given(
     assert not notes["error"]
 
 
+def test_the_default_rgb_model_deblurs_a_gray_microscopy_image(make_napari_viewer, qtbot, notes, any_kernel_model):
+    """The any-kernel model is RGB; a gray layer runs as three equal channels (mean of the outputs)."""
+    from napari_crcnet.inference import crcnet
+
+    viewer = make_napari_viewer()
+    image, psf = add_sample(viewer, blurred_cell)
+    widget = deblur_widget(viewer)
+    widget.method.setCurrentText("CRCNet")
+    assert widget.model.currentData() == str(any_kernel_model)
+    widget.noise.setValue(1.0)
+
+    run_and_wait(qtbot, widget)
+
+    assert widget.runner.outcome == "done", notes
+    result = widget.result_layer(image, "CRCNet")
+    expected = crcnet(image.data, str(any_kernel_model), psf.data, noise=0.01, device="cpu")
+    assert result.data.shape == image.data.shape and not result.rgb
+    np.testing.assert_allclose(result.data, expected, atol=1e-5)
+    units = [layer for layer in viewer.layers if layer.name.endswith("CRCNet units")]
+    assert len(units) == 1 and units[0].data.shape[1:] == image.data.shape
+    assert not notes["error"]
+
+
 def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer()
     image, _ = add_sample(viewer, blurred_cell, **{"cell (blurred)": {"translate": (3.0, 4.0), "colormap": "viridis"}})

@@ -28,7 +28,8 @@ arrays, one per unit, unit ``i`` having ``c_i = config.unit_channels()[i-1]`` ch
 * colour model (``C > 1``, e.g. ``(Y, X, 3)`` input with ``channel_axis=-1``): the input's shape with the
   channel axis holding ``c_i`` channels, e.g. ``(Y, X, c_i)``; ``(T, Y, X, 3)`` gives ``(T, Y, X, c_i)``;
 * gray model (``C == 1``): a new leading axis of ``c_i`` channels in front of the input's shape:
-  ``(Y, X)`` gives ``(c_i, Y, X)``; a gray model run per channel on ``(Y, X, 3)`` gives ``(c_i, Y, X, 3)``.
+  ``(Y, X)`` gives ``(c_i, Y, X)``; a gray model run per channel on ``(Y, X, 3)`` gives ``(c_i, Y, X, 3)``;
+  a colour model on a gray image (run on equal channels) gives the same as a gray model, ``(c_i, Y, X)``.
 
 They take ``sum(c_i) = 63 C`` (189 for RGB) float32 planes: ask for them on small images only.
 """
@@ -337,7 +338,8 @@ def apply_model(
         Blur kernel used for the MMSE input; default the card's. (Pass the card's kernel, or force a
         different one knowingly: the network was trained for the card's.)
     channel_axis : int, optional
-        Colour axis (None: gray). A gray model runs on each channel; a colour model needs the same count.
+        Colour axis (None: gray). A gray model runs on each channel; a colour model runs on images of its
+        channel count, or on a gray image as that many equal channels, returning their mean.
     tile : int
         Largest window (pixels per spatial axis) fed to the network at once; bounds memory.
     overlap : int, optional
@@ -385,15 +387,18 @@ def apply_model(
     batch, layout = prepare(image, channel_axis, spatial_ndim, np.float32)
     n_batch, channels = batch.shape[:2]
     gray_model = config.in_channels == 1
-    if not gray_model and channels != config.in_channels:
-        hint = " (pass channel_axis=-1 for an RGB image)" if channel_axis is None and batch.shape[-1] == 3 else ""
-        raise ValueError(
-            f"the model takes {config.in_channels} channels, the image has {channels}{hint}; "
-            "use a gray (1-channel) model for other channel counts"
-        )
+    if not gray_model and channel_axis is None and batch.shape[-1] == config.in_channels:
+        raise ValueError(f"the model takes {config.in_channels} channels and the image has no channel axis: "
+                         "pass channel_axis=-1 for an RGB image")
+    from .models.store import check_channels
+
+    check_channels(config.in_channels, channels)
+    colour_on_gray = not gray_model and channels == 1
     spatial = batch.shape[2:]
     if gray_model:
         planes = batch.reshape((n_batch * channels, 1, *spatial))
+    elif colour_on_gray:  # a gray image as equal colour channels (how the any-kernel model sees gray)
+        planes = np.repeat(batch, config.in_channels, axis=1)
     else:
         planes = batch
     noise_level = _noise_level(noise, card, image, channel_axis) if _needs_noise(config, card) else None
@@ -414,13 +419,15 @@ def apply_model(
             plane_residues = [r[index] for r in residues]
             done = runner.run_plane(planes[index], out[index], plane_residues, done, total)
 
+    if colour_on_gray:
+        out = out.mean(axis=1, keepdims=True)
     result = layout.from_batch(out.reshape((n_batch, channels, *spatial))).astype(dtype, copy=False)
     if not return_residues:
         return result
     shaped = []
     for r in residues:
         r = r.reshape((n_batch, channels if gray_model else 1, r.shape[1], *spatial))
-        shaped.append(_residue_layout(layout, r, gray_model).astype(dtype, copy=False))
+        shaped.append(_residue_layout(layout, r, gray_model or colour_on_gray).astype(dtype, copy=False))
     return result, shaped
 
 
@@ -481,8 +488,7 @@ def crcnet(
             raise TypeError(f"model pair must be (CRCNet, card), got ({type(net).__name__}, ...)")
         if kernel is not None:
             store.check_kernel(card, kernel, force)
-        if net.config.in_channels not in (1, channels):
-            raise ValueError(f"the model takes {net.config.in_channels} channels, the image has {channels}")
+        store.check_channels(net.config.in_channels, channels)
     else:
         net, card = store.load_model(model, kernel=kernel, force=force, device=device, channels=channels)
     return apply_model(

@@ -107,6 +107,21 @@ def kernel_matches(kernel: Any, card: dict[str, Any]) -> bool:
     return a.shape == b.shape and float(np.max(np.abs(a - b))) <= KERNEL_ATOL
 
 
+def check_channels(model_channels: int, image_channels: int, name: str = "the model") -> None:
+    """Raise ValueError unless a model of ``model_channels`` can run on an image of ``image_channels``.
+
+    A gray model (1 channel) runs on each channel of any image; a colour model runs on images of its own
+    channel count, and on gray images as equal channels (the output is their mean, see
+    :func:`napari_crcnet.inference.apply_model`).
+    """
+    if model_channels in (1, image_channels) or image_channels == 1:
+        return
+    raise ValueError(
+        f"{name} takes {model_channels} channels, the image has {image_channels}; "
+        "use a gray (1-channel) model for other channel counts"
+    )
+
+
 def check_kernel(card: dict[str, Any], kernel: Any, force: bool = False, name: str | None = None) -> None:
     """Raise ValueError unless the model of ``card`` was trained for ``kernel`` (or ``force``).
 
@@ -369,7 +384,8 @@ def load_model(
     device : str or torch.device
         Where to put the model (``"auto"``: CUDA, MPS, else CPU).
     channels : int, optional
-        Colour channels of the images; a model for ``C > 1`` channels cannot run on a different count
+        Colour channels of the images; a model for ``C > 1`` channels runs on ``C`` or on 1 (gray) only
+        (:func:`check_channels`)
         (ValueError). A gray model (1 channel) runs on anything, channel by channel.
     extra_dirs : iterable of paths
         Folders searched first for a bare name.
@@ -389,8 +405,8 @@ def load_model(
     name = card.get("name", path.stem)
     if kernel is not None:
         check_kernel(card, kernel, force, name)
-    if channels is not None and config.in_channels not in (1, int(channels)):
-        raise ValueError(f"model {name!r} takes {config.in_channels} channels, the image has {channels}")
+    if channels is not None:
+        check_channels(config.in_channels, int(channels), f"model {name!r}")
     try:
         state = load_file(str(path), device="cpu")
     except SafetensorError as error:
