@@ -158,6 +158,32 @@ def test_family_synthesizer_gives_each_crop_its_own_valid_blur_and_noise():
             FamilySynthesizer(images, channels=1, crop=16, **bad)
 
 
+def test_gray_fraction_makes_that_share_of_rgb_crops_gray_and_adds_gray_validation():
+    from napari_crcnet.training.data import FamilySynthesizer
+
+    photo = data.astronaut()[::4, ::4]
+    kernel = _kernel()
+    plain = PairSynthesizer([photo], kernel, channels=3, crop=16, seed=4)
+    unset = PairSynthesizer([photo], kernel, channels=3, crop=16, seed=4, gray_fraction=0.0)
+    assert torch.equal(plain.sample(5)[1], unset.sample(5)[1])  # 0 draws nothing: old recipes unchanged
+    half = PairSynthesizer([photo], kernel, channels=3, crop=16, seed=4, gray_fraction=0.5)
+    clear = half.sample(200)[1]
+    gray = (clear[:, 0] == clear[:, 1]).flatten(1).all(1) & (clear[:, 1] == clear[:, 2]).flatten(1).all(1)
+    assert 70 < int(gray.sum()) < 130
+    pairs = half.validation_pairs([photo[:60, :60]], size=32, seed=1)
+    assert len(pairs) == 2 and not torch.equal(pairs[0][1][:, 0], pairs[0][1][:, 1])
+    luma = np.tensordot(LUMA, pairs[0][1][0].double().numpy(), axes=(0, 0))
+    np.testing.assert_allclose(pairs[1][1][0, 0].numpy(), luma, atol=1e-5)
+    family = FamilySynthesizer([photo], channels=3, crop=16, max_kernel=9, gray_fraction=1.0)
+    clear = family.sample_degraded(3)[1]
+    assert torch.equal(clear[:, 0], clear[:, 1]) and torch.equal(clear[:, 1], clear[:, 2])
+    for bad in ({"gray_fraction": 1.5}, {"gray_fraction": 0.5, "channels": 1}):
+        with pytest.raises(ValueError, match="gray_fraction"):
+            PairSynthesizer([photo], kernel, crop=16, **{"channels": 3, **bad})
+        with pytest.raises(ValueError, match="gray_fraction"):
+            train(_config(**{"channels": 3, **bad}))
+
+
 # ---------------------------------------------------------------------------------------------- train
 def test_loss_decreases_over_a_short_run():
     losses = []
@@ -458,6 +484,8 @@ def test_cli_any_kernel_model_then_a_fit_that_starts_from_it(tmp_path, capsys):
     assert train_main(["--kernel", "gaussian:1", "--init", str(tmp_path / "none.safetensors"), *common,
                        "-o", str(tmp_path / "x.safetensors")]) == 2
     assert "no model" in capsys.readouterr().err
+    assert train_main(["--kernel", "any", "--gray-fraction", "0.5", *common, "-o", str(tmp_path / "g")]) == 2
+    assert "gray_fraction" in capsys.readouterr().err  # gray training images: a gray model, nothing to mix
 
 
 @pytest.mark.parametrize(

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None,
                    help="start from this model's weights (file or name, e.g. a shipped model); its architecture "
                    "is used unless --config paper")
+    p.add_argument("--gray-fraction", type=float, default=0.0,
+                   help="RGB models: fraction of training crops made gray, so the model also serves gray "
+                   "images (default 0; the any-kernel recipe uses 0.25)")
     p.add_argument("--photons", type=float, default=None, help="also Poisson noise: photons at intensity 1")
     p.add_argument("--channels", choices=("auto", "1", "3"), default="auto",
                    help="1 = gray model, 3 = RGB model; auto: from the first training image")
@@ -179,7 +182,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             name=args.name or output.stem,
             log_path=Path(args.log) if args.log else base.with_name(f"{base.name}.train.jsonl"),
             device=args.device, threads=args.threads, amp=args.amp, noise_range=tuple(args.noise_range),
-            max_kernel=args.max_kernel, init=args.init,
+            max_kernel=args.max_kernel, init=args.init, gray_fraction=args.gray_fraction,
         )
         config.validate()
         printer = _ProgressPrinter()

@@ -198,6 +198,10 @@ class PairSynthesizer:
         Where the blurred batch is computed.
     exclude : sequence of Path
         Image files not to train on.
+    gray_fraction : float
+        RGB only: this fraction of the crops is made gray (BT.601 luma in all three channels), so an RGB
+        model also learns gray images, which it is given as equal channels. With it, the validation pairs
+        are each image in colour and in gray. 0 (default) draws nothing extra from the generators.
     """
 
     def __init__(
@@ -214,6 +218,7 @@ class PairSynthesizer:
         exclude: Sequence[Path] = (),
         stored: bool = False,
         names: Sequence[str] | None = None,
+        gray_fraction: float = 0.0,
     ) -> None:
         kernel = np.asarray(kernel, dtype=np.float64)
         if kernel.ndim != 2:
@@ -224,6 +229,9 @@ class PairSynthesizer:
             raise ValueError(f"noise must be a finite standard deviation >= 0, not {noise}")
         if photons is not None and not photons > 0:
             raise ValueError(f"photons must be positive, not {photons}")
+        if not 0 <= gray_fraction <= 1 or (gray_fraction > 0 and int(channels) != 3):
+            raise ValueError(f"gray_fraction must be in [0, 1], for RGB (channels=3) only; not {gray_fraction!r}")
+        self.gray_fraction = float(gray_fraction)
         self.kernel = kernel
         self.channels = int(channels)
         self.crop = int(crop)
@@ -274,7 +282,13 @@ class PairSynthesizer:
             patch = np.rot90(patch, k, axes=(-2, -1))
             if flip:
                 patch = patch[..., ::-1]
+        if self.gray_fraction > 0 and self.rng.random() < self.gray_fraction:
+            patch = _gray(patch)
         return np.ascontiguousarray(patch)
+
+    def _with_gray(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Validation images: as given, then (with ``gray_fraction``) each again in gray."""
+        return arrays + [_gray(_expand(a)) for a in arrays] if self.gray_fraction > 0 else arrays
 
     def degrade(self, big: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Blur (valid part) and add noise to clear crops ``big`` (``(B, C, Y + 2 ry, X + 2 rx)``).
@@ -311,6 +325,7 @@ class PairSynthesizer:
             arrays = list(images)
         else:
             arrays, _ = load_images(images, self.channels, exclude, min_size=max(self.big) - self.crop + 8)
+        arrays = self._with_gray(arrays)
         generator = torch.Generator().manual_seed(int(seed))
         ry, rx = self.radius
         pairs = []
@@ -323,6 +338,12 @@ class PairSynthesizer:
             big = torch.from_numpy(np.ascontiguousarray(image[None, :, y0 : y0 + h + 2 * ry, x0 : x0 + w + 2 * rx]))
             pairs.append(self.degrade(big, generator))
         return pairs
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    """An RGB ``(3, Y, X)`` array as gray: its BT.601 luma in all three channels."""
+    luma = np.tensordot(LUMA.astype(image.dtype), image, axes=(0, 0))
+    return np.repeat(luma[None], 3, axis=0)
 
 
 def check_family_options(max_kernel: Any, noise_range: Any) -> None:
@@ -346,7 +367,7 @@ class FamilySynthesizer(PairSynthesizer):
 
     Parameters
     ----------
-    images, channels, crop, augment, seed, device, exclude, stored, names
+    images, channels, crop, augment, seed, device, exclude, stored, names, gray_fraction
         As for :class:`PairSynthesizer`.
     max_kernel : int
         Largest kernel side (odd, >= 9).
@@ -367,12 +388,13 @@ class FamilySynthesizer(PairSynthesizer):
         exclude: Sequence[Path] = (),
         stored: bool = False,
         names: Sequence[str] | None = None,
+        gray_fraction: float = 0.0,
     ) -> None:
         check_family_options(max_kernel, noise_range)
         low, high = float(noise_range[0]), float(noise_range[1])
         box = np.full((int(max_kernel),) * 2, 1.0 / max_kernel**2)  # only sets the crop margin
         super().__init__(images, box, channels, crop, noise=high, augment=augment, seed=seed, device=device,
-                         exclude=exclude, stored=stored, names=names)
+                         exclude=exclude, stored=stored, names=names, gray_fraction=gray_fraction)
         self.max_kernel = int(max_kernel)
         self.noise_range = (low, high)
 
@@ -428,6 +450,7 @@ class FamilySynthesizer(PairSynthesizer):
             arrays = list(images)
         else:
             arrays, _ = load_images(images, self.channels, exclude, min_size=max(self.big) - self.crop + 8)
+        arrays = self._with_gray(arrays)
         rng = np.random.default_rng(int(seed))
         generator = torch.Generator().manual_seed(int(seed))
         r = self.max_kernel // 2

@@ -149,6 +149,10 @@ class TrainConfig:
         per-kernel fit from the shipped any-kernel model. Ignored when resuming from a checkpoint. From an
         any-kernel model (card ``mmse_sigma`` "suggest") the MMSE input keeps that model's
         ``suggest_sigma(noise)`` unless ``mmse_sigma`` is given, instead of searching for the best sigma.
+    gray_fraction : float
+        RGB only: the fraction of training crops made gray (luma in all three channels), so the model also
+        serves gray images (run as equal channels); validation then scores each image in colour and in
+        gray. Default 0.
     """
 
     kernel: Any
@@ -193,6 +197,7 @@ class TrainConfig:
     noise_range: tuple[float, float] = (0.005, 0.05)
     max_kernel: int = 31
     init: Any = None
+    gray_fraction: float = 0.0
 
     @property
     def any_kernel(self) -> bool:
@@ -224,6 +229,8 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be positive or None, not {self.grad_clip!r}")
         if self.clip_factor is not None and not self.clip_factor > 1:
             raise ValueError(f"clip_factor must be > 1 or None, not {self.clip_factor!r}")
+        if not 0 <= self.gray_fraction <= 1 or (self.gray_fraction > 0 and self.channels != 3):
+            raise ValueError(f"gray_fraction must be in [0, 1], for RGB (channels=3) only; not {self.gray_fraction!r}")
         if self.any_kernel:
             check_family_options(self.max_kernel, self.noise_range)
             if self.photons is not None:
@@ -826,14 +833,17 @@ def train(
         synthesizer: PairSynthesizer = FamilySynthesizer(
             config.images, channels=config.channels, crop=config.crop, max_kernel=config.max_kernel,
             noise_range=config.noise_range, augment=config.augment, seed=config.seed, device=device,
-            exclude=val_files,
+            exclude=val_files, gray_fraction=config.gray_fraction,
         )
     else:
         synthesizer = PairSynthesizer(
             config.images, kernel, channels=config.channels, crop=config.crop, noise=config.noise,
             photons=config.photons, augment=config.augment, seed=config.seed, device=device, exclude=val_files,
+            gray_fraction=config.gray_fraction,
         )
     val_images, val_names, val_note = _split_validation(config, synthesizer)
+    if config.gray_fraction > 0:
+        val_note += ", each in colour and in gray"
     val_pairs = synthesizer.validation_pairs(val_images, size=config.val_size, seed=config.seed + 104729, stored=True)
 
     torch.manual_seed(config.seed)
@@ -1020,6 +1030,7 @@ def train(
             "channels": config.channels, "gray_from_rgb": "BT.601 luma" if config.channels == 1 else None,
             "iterations": step, "target_iterations": config.iterations, "stopped_early": stopped,
             "batch": config.batch, "crop": config.crop, "augment": config.augment,
+            "gray_fraction": config.gray_fraction,
             "pairs": "valid blur of random crops (periodic operator on crop + kernel radius, centre kept) + noise",
             "optimizer": "Adam", "lr": config.lr, "lr_decay": config.lr_decay, "decay_every": config.decay_every,
             "warmup": config.warmup, "grad_clip": config.grad_clip, "clip_factor": config.clip_factor,
