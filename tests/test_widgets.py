@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -266,14 +267,18 @@ def test_time_series_current_step_or_all(make_napari_viewer, qtbot, notes):
 
 def test_a_lazy_movie_is_read_only_at_the_current_frame(make_napari_viewer, qtbot, notes):
     """A dask layer (a movie too big to load): "current step only" reads that frame and nothing else."""
-    da = pytest.importorskip("dask.array")
+    dask = pytest.importorskip("dask")
+    import dask.array as da
+
     viewer = make_napari_viewer()
     kernel = kernels.gaussian_kernel(1.5)
     frames = deconv.blur(np.random.default_rng(0).random((5, 48, 40)), kernel, noise=0.01, seed=1)
     read: list[int] = []
+    readers: set[threading.Thread] = set()
 
     def load(block, block_info=None):
         read.append(block_info[0]["chunk-location"][0])
+        readers.add(threading.current_thread())
         return block
 
     lazy = da.from_array(frames, chunks=(1, 48, 40)).map_blocks(load, dtype=frames.dtype)
@@ -292,6 +297,14 @@ def test_a_lazy_movie_is_read_only_at_the_current_frame(make_napari_viewer, qtbo
     assert set(read) == {3}
     result = widget.result_layer(image, "MMSE")
     np.testing.assert_allclose(result.data[0], deconv.mmse(frames, kernel, 0.01)[3], atol=1e-5)
+    # All frames: read in the worker thread (the viewer stays responsive), same result as in memory.
+    readers.clear()
+    widget.scope.setCurrentText("all slices / frames")
+    with dask.config.set(scheduler="synchronous"):  # blocks are read by the thread that asks for them
+        run_and_wait(qtbot, widget)
+    assert readers and threading.main_thread() not in readers
+    np.testing.assert_allclose(widget.result_layer(image, "MMSE").data, deconv.mmse(frames, kernel, 0.01),
+                               atol=1e-5)
     assert not notes["error"]
 
 

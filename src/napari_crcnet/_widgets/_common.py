@@ -657,7 +657,8 @@ class LayerInput:
 def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: bool = False) -> LayerInput:
     """Cut the array to process out of ``layer``: the layer's own array or a slice of it (no copy; the
     core functions copy before they compute and never write to their input). A lazy layer (dask, zarr)
-    is read only where cut: "current step" reads one step.
+    is read only where cut: "current step" reads one step; a dask cut stays lazy, so the worker thread
+    reads it and the viewer stays responsive.
 
     Leading axes (time, or z when the kernel is 2D) are kept whole, or, with ``current_step``, cut to
     the viewer's current position with length 1, so the result lands on the same slice.
@@ -690,13 +691,18 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
         step = ", ".join(f"{_step_name(labels[a], a)}={index[a].start}" for a in range(n_leading))
     return LayerInput(
         layer=layer,
-        data=np.asarray(data),
+        data=data if _is_dask(data) else np.asarray(data),  # dask: read in the worker, not the GUI thread
         channel_axis=channel_axis,
         spatial_shape=tuple(plain_shape[n_leading:]),
         scale=scale,
         translate=tuple(translate),
         step=step,
     )
+
+
+def _is_dask(data: Any) -> bool:
+    """True for a dask array (NumPy functions read it; reading is left to the worker thread)."""
+    return type(data).__module__.startswith("dask.")
 
 
 def _axis_labels(layer: Image) -> list[str]:
