@@ -702,7 +702,9 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
 
 def _is_dask(data: Any) -> bool:
     """True for a dask array (NumPy functions read it; reading is left to the worker thread)."""
-    return type(data).__module__.startswith("dask.")
+    from dask import is_dask_collection
+
+    return is_dask_collection(data)
 
 
 def _axis_labels(layer: Image) -> list[str]:

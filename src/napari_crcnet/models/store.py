@@ -384,9 +384,8 @@ def load_model(
     device : str or torch.device
         Where to put the model (``"auto"``: CUDA, MPS, else CPU).
     channels : int, optional
-        Colour channels of the images; a model for ``C > 1`` channels runs on ``C`` or on 1 (gray) only
-        (:func:`check_channels`)
-        (ValueError). A gray model (1 channel) runs on anything, channel by channel.
+        Colour channels of the images (:func:`check_channels`): a model for ``C > 1`` channels runs on
+        ``C`` or on 1 (gray), else ValueError; a gray model (1 channel) runs on anything, channel by channel.
     extra_dirs : iterable of paths
         Folders searched first for a bare name.
 

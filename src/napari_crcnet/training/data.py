@@ -229,8 +229,7 @@ class PairSynthesizer:
             raise ValueError(f"noise must be a finite standard deviation >= 0, not {noise}")
         if photons is not None and not photons > 0:
             raise ValueError(f"photons must be positive, not {photons}")
-        if not 0 <= gray_fraction <= 1 or (gray_fraction > 0 and int(channels) != 3):
-            raise ValueError(f"gray_fraction must be in [0, 1], for RGB (channels=3) only; not {gray_fraction!r}")
+        check_gray_fraction(gray_fraction, channels)
         self.gray_fraction = float(gray_fraction)
         self.kernel = kernel
         self.channels = int(channels)
@@ -344,6 +343,12 @@ def _gray(image: np.ndarray) -> np.ndarray:
     """An RGB ``(3, Y, X)`` array as gray: its BT.601 luma in all three channels."""
     luma = np.tensordot(LUMA.astype(image.dtype), image, axes=(0, 0))
     return np.repeat(luma[None], 3, axis=0)
+
+
+def check_gray_fraction(gray_fraction: float, channels: int) -> None:
+    """Raise ValueError unless ``gray_fraction`` is in [0, 1], and 0 for a gray (1-channel) model."""
+    if not 0 <= gray_fraction <= 1 or (gray_fraction > 0 and int(channels) != 3):
+        raise ValueError(f"gray_fraction must be in [0, 1], for RGB (channels=3) only; not {gray_fraction!r}")
 
 
 def check_family_options(max_kernel: Any, noise_range: Any) -> None:

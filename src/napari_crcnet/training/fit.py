@@ -51,7 +51,14 @@ from .._arrays import resolve_device
 from .._progress import Cancelled, ProgressCallback
 from ..models.store import atomic_write
 from ..operators import DEFAULT_BOUNDARY, BlurOperator
-from .data import FamilySynthesizer, PairSynthesizer, check_family_options, find_images, load_images
+from .data import (
+    FamilySynthesizer,
+    PairSynthesizer,
+    check_family_options,
+    check_gray_fraction,
+    find_images,
+    load_images,
+)
 from .loss import PAPER_ALPHA, PAPER_GAMMA, crcnet_loss
 
 CHECKPOINT_FORMAT = 1
@@ -229,8 +236,7 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be positive or None, not {self.grad_clip!r}")
         if self.clip_factor is not None and not self.clip_factor > 1:
             raise ValueError(f"clip_factor must be > 1 or None, not {self.clip_factor!r}")
-        if not 0 <= self.gray_fraction <= 1 or (self.gray_fraction > 0 and self.channels != 3):
-            raise ValueError(f"gray_fraction must be in [0, 1], for RGB (channels=3) only; not {self.gray_fraction!r}")
+        check_gray_fraction(self.gray_fraction, self.channels)
         if self.any_kernel:
             check_family_options(self.max_kernel, self.noise_range)
             if self.photons is not None:
