@@ -33,3 +33,21 @@ def any_kernel_model(tmp_path, monkeypatch):
             "kernel_family": {"max_kernel": 31}}
     save_model(folder / f"{DEFAULT_MODEL}.safetensors", net, card)
     return folder / f"{DEFAULT_MODEL}.safetensors"
+
+
+@pytest.fixture
+def any_kernel_gray_model(any_kernel_model):
+    """A tiny untrained stand-in for the gray default ``any-kernel-gray`` (1 channel), next to
+    ``any_kernel_model`` in the temporary user models folder. Returns its path."""
+    import torch
+
+    from napari_crcnet.models import CRCNet, CRCNetConfig, save_model
+    from napari_crcnet.models.store import DEFAULT_GRAY_MODEL
+
+    torch.manual_seed(1)
+    net = CRCNet(CRCNetConfig(in_channels=1, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",)))
+    card = {"name": DEFAULT_GRAY_MODEL, "kernel": None, "mmse_sigma": "suggest", "noise": [0.005, 0.05],
+            "kernel_family": {"max_kernel": 31}}
+    path = any_kernel_model.with_name(f"{DEFAULT_GRAY_MODEL}.safetensors")
+    save_model(path, net, card)
+    return path

@@ -374,3 +374,36 @@ def test_crcnet_default_model_is_the_any_kernel_model(any_kernel_model):
     np.testing.assert_array_equal(default, named)
     with pytest.raises(ValueError, match="kernel"):  # a family model has no kernel of its own to assume
         crcnet(image, channel_axis=-1, noise=0.01, device="cpu")
+
+
+def test_crcnet_default_for_a_gray_image_is_the_gray_any_kernel_model_when_installed(any_kernel_model):
+    from napari_crcnet.models import load_model
+    from napari_crcnet.models.store import DEFAULT_MODEL, default_model
+
+    gray = np.random.default_rng(11).random((24, 20), np.float32)
+    kernel = gaussian()
+    assert default_model(1) == default_model(3) == DEFAULT_MODEL  # no gray model yet: the RGB one serves
+    np.testing.assert_array_equal(
+        crcnet(gray, kernel=kernel, noise=0.01, device="cpu"),
+        crcnet(gray, load_model(any_kernel_model), kernel, noise=0.01, device="cpu"),
+    )
+
+
+def test_crcnet_uses_the_gray_default_for_gray_images_and_the_rgb_one_for_colour(any_kernel_gray_model):
+    from napari_crcnet.models import load_model
+    from napari_crcnet.models.store import DEFAULT_GRAY_MODEL, DEFAULT_MODEL, default_model
+
+    assert (default_model(1), default_model(3)) == (DEFAULT_GRAY_MODEL, DEFAULT_MODEL)
+    kernel = gaussian()
+    stack = np.random.default_rng(12).random((2, 24, 20), np.float32)  # a gray Z stack
+    gray_net = load_model(any_kernel_gray_model)
+    np.testing.assert_array_equal(
+        crcnet(stack, kernel=kernel, noise=0.01, device="cpu"),
+        crcnet(stack, gray_net, kernel, noise=0.01, device="cpu"),
+    )
+    rgb = np.random.default_rng(13).random((24, 20, 3), np.float32)
+    rgb_net = load_model(any_kernel_gray_model.with_name(f"{DEFAULT_MODEL}.safetensors"))
+    np.testing.assert_array_equal(
+        crcnet(rgb, kernel=kernel, channel_axis=-1, noise=0.01, device="cpu"),
+        crcnet(rgb, rgb_net, kernel, channel_axis=-1, noise=0.01, device="cpu"),
+    )

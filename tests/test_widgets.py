@@ -204,6 +204,39 @@ def test_the_default_rgb_model_deblurs_a_gray_microscopy_image(make_napari_viewe
     assert not notes["error"]
 
 
+def test_the_default_model_follows_the_image_gray_or_colour(make_napari_viewer, qtbot, notes, any_kernel_gray_model):
+    """With both defaults installed, a gray layer gets any-kernel-gray and an RGB layer any-kernel, until the
+    user picks another model."""
+    from napari_crcnet.inference import crcnet
+    from napari_crcnet.models.store import DEFAULT_MODEL
+
+    rgb_model = str(any_kernel_gray_model.with_name(f"{DEFAULT_MODEL}.safetensors"))
+    viewer = make_napari_viewer()
+    photo, _ = add_sample(viewer, blurred_photo)
+    cell, psf = add_sample(viewer, blurred_cell)
+    widget = deblur_widget(viewer)
+    widget.method.setCurrentText("CRCNet")
+    widget.kernel.layer.setCurrentIndex(widget.kernel.layer.candidates().index(psf))
+    assert widget.image.value is cell
+    assert widget.model.currentData() == str(any_kernel_gray_model)
+    widget.noise.setValue(1.0)
+    run_and_wait(qtbot, widget)
+    assert widget.runner.outcome == "done", notes
+    expected = crcnet(cell.data, str(any_kernel_gray_model), psf.data, noise=0.01, device="cpu")
+    np.testing.assert_allclose(widget.result_layer(cell, "CRCNet").data, expected, atol=1e-5)
+
+    widget.image.setCurrentIndex(widget.image.candidates().index(photo))
+    assert widget.model.currentData() == rgb_model
+    widget.image.setCurrentIndex(widget.image.candidates().index(cell))
+    assert widget.model.currentData() == str(any_kernel_gray_model)
+    widget.model.setCurrentIndex(widget.model.findData(rgb_model))  # the user's choice stays
+    widget.model.activated.emit(widget.model.currentIndex())  # as a click in the list does
+    widget.image.setCurrentIndex(widget.image.candidates().index(photo))
+    widget.image.setCurrentIndex(widget.image.candidates().index(cell))
+    assert widget.model.currentData() == rgb_model
+    assert not notes["error"]
+
+
 def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(make_napari_viewer, qtbot, notes):
     viewer = make_napari_viewer()
     image, _ = add_sample(viewer, blurred_cell, **{"cell (blurred)": {"translate": (3.0, 4.0), "colormap": "viridis"}})

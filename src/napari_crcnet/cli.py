@@ -76,11 +76,10 @@ def _deblur(args: argparse.Namespace) -> int:
 
     if args.method == "crcnet":
         from .inference import crcnet
-        from .models.store import DEFAULT_MODEL
 
         kernel = _load_kernel_arg(args.kernel, args.correlation) if args.kernel else None
         result = crcnet(
-            image, args.model or DEFAULT_MODEL, kernel, force=args.force, noise=args.noise,
+            image, args.model, kernel, force=args.force, noise=args.noise,
             progress=_progress_printer("crcnet"), **common,
         )
     else:
@@ -166,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=2 / 3, help="hyper-Laplacian exponent")
     p.add_argument("--model", default=None,
                    help="CRCNet model: a shipped or user model name or a .safetensors file (default: the shipped "
-                   "any-kernel model, for any kernel up to 31x31; see `crcnet models`)")
+                   "any-kernel model, for any kernel up to 31x31, or any-kernel-gray for a gray image when "
+                   "installed; see `crcnet models`)")
     p.add_argument("--force", action="store_true", help="use a CRCNet model trained for another kernel")
     p.add_argument("--noise", type=float, default=None,
                    help="noise std of the image, for CRCNet models that take it (default: the card's or estimated)")

@@ -47,7 +47,6 @@ import torch
 from ._arrays import Layout, prepare, resolve_device
 from ._progress import ProgressCallback, report
 from .models.crcnet import CRCNet, network_input
-from .models.store import DEFAULT_MODEL
 from .operators import DEFAULT_BOUNDARY
 
 __all__ = ["DEFAULT_TILE", "apply_model", "crcnet", "default_overlap"]
@@ -433,7 +432,7 @@ def apply_model(
 
 def crcnet(
     image: Any,
-    model: Any = DEFAULT_MODEL,
+    model: Any = None,
     kernel: Any = None,
     *,
     channel_axis: int | None = None,
@@ -455,8 +454,10 @@ def crcnet(
         time series or a Z stack processed slice by slice). Integers are scaled to [0, 1].
     model : str, Path or (CRCNet, dict)
         A shipped or user model name (see :func:`napari_crcnet.list_models`), a ``.safetensors`` path,
-        or an already loaded ``(model, card)`` pair. Default: ``"any-kernel"``, trained for any kernel up
-        to 31x31 px and noise of 0.5-5 % (its card says so; a per-kernel model is better for its kernel).
+        or an already loaded ``(model, card)`` pair. None (default): the model trained for any kernel up
+        to 31x31 px and noise of 0.5-5 %, ``"any-kernel-gray"`` for a gray image when installed, else
+        ``"any-kernel"`` (:func:`~napari_crcnet.models.store.default_model`; a per-kernel model is better
+        for its kernel).
     kernel : array_like or str, optional
         The kernel ``image`` was blurred with (convolution-oriented, centred; a spec string such as
         ``"gaussian:2"`` also works). A model only undoes the blur it was trained for: a kernel other
@@ -481,6 +482,8 @@ def crcnet(
     if channel_axis is not None and not -array.ndim <= channel_axis < array.ndim:
         raise ValueError(f"channel_axis={channel_axis} is out of range for an array of shape {array.shape}")
     channels = 1 if channel_axis is None else array.shape[channel_axis]
+    if model is None:
+        model = store.default_model(channels)
     if isinstance(model, (tuple, list)) and len(model) == 2:
         net, card = model
         card = dict(card or {})

@@ -24,6 +24,7 @@ Layers added (``<image>`` is the input layer's name):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,8 +213,12 @@ class DeblurWidget(QWidget):
 
         self.method.currentTextChanged.connect(self._show_rows)
         self.model.currentTextChanged.connect(self._show_rows)
+        self._model_picked = False  # the user chose a model: stop matching the default to the image
+        self.model.activated.connect(self._on_model_picked)
+        self.image.currentIndexChanged.connect(self._match_default_model)
         model_events.changed.connect(self.refresh_models)
         self.refresh_models()
+        self._match_default_model()
         self._show_rows()
 
     # ------------------------------------------------------------------------------- options
@@ -248,6 +253,29 @@ class DeblurWidget(QWidget):
             preferred=DEFAULT_MODEL,
         ):
             self._show_rows()
+
+    def _match_default_model(self, *args: Any) -> None:
+        """Until the user picks a model, keep the default that suits the image: ``any-kernel-gray`` for a
+        gray layer when installed, else ``any-kernel`` (:func:`~napari_crcnet.models.store.default_model`)."""
+        from ..models.store import DEFAULT_GRAY_MODEL, DEFAULT_MODEL, default_model
+
+        layer, current = self.image.value, self.model.currentData()
+        if self._model_picked or layer is None or not current:
+            return
+        if Path(current).stem not in (DEFAULT_MODEL, DEFAULT_GRAY_MODEL):
+            return
+        wanted = default_model(3 if layer.rgb else 1)
+        for index in range(self.model.count()):
+            path = self.model.itemData(index)
+            if path and Path(path).stem == wanted:
+                self.model.blockSignals(True)  # not a pick by the user
+                self.model.setCurrentIndex(index)
+                self.model.blockSignals(False)
+                self._show_rows()
+                return
+
+    def _on_model_picked(self, *args: Any) -> None:
+        self._model_picked = True
 
     def model_names(self) -> list[str]:
         """Names (paths) of the models offered, for tests and scripts."""

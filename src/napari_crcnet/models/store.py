@@ -46,6 +46,11 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar")
 #: The CRCNet used when none is named (API, CLI) and first offered by the Deblur widget: the shipped model
 #: trained over a whole kernel family (training/recipes/any-kernel.json), so it serves any kernel at once.
 DEFAULT_MODEL = "any-kernel"
+#: Its gray counterpart (training/recipes/any-kernel-gray.json), one input channel, used instead for gray
+#: images when installed: the RGB model sees a gray image as three equal channels with the same noise in
+#: each, which it never met in training (its gray crops had independent noise per channel), and restores
+#: those worse than MMSE does (benchmarks/results/any_kernel.md).
+DEFAULT_GRAY_MODEL = "any-kernel-gray"
 # Two kernels whose normalised entries differ by at most this much are the same kernel (see kernel_matches).
 KERNEL_ATOL = 1e-6
 
@@ -353,6 +358,17 @@ def resolve_model_path(path_or_name: Any, extra_dirs: Iterable[Any] = ()) -> Pat
     raise FileNotFoundError(
         f"no model {raw!r}: not a file and not a known name (available: {', '.join(names) or 'none'})"
     )
+
+
+def default_model(channels: int) -> str:
+    """The CRCNet used when none is named, for an image of ``channels`` channels: :data:`DEFAULT_GRAY_MODEL`
+    for a gray image (``channels == 1``) when it is installed (user folder or shipped), else
+    :data:`DEFAULT_MODEL`."""
+    if int(channels) == 1:
+        with contextlib.suppress(FileNotFoundError):
+            resolve_model_path(DEFAULT_GRAY_MODEL)
+            return DEFAULT_GRAY_MODEL
+    return DEFAULT_MODEL
 
 
 def read_config(path_or_name: Any, extra_dirs: Iterable[Any] = ()) -> CRCNetConfig:

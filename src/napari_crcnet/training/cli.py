@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from this model's weights (file or name, e.g. a shipped model); its architecture "
                    "is used unless --config paper")
     p.add_argument("--gray-fraction", type=float, default=0.0,
-                   help="RGB models: fraction of training crops made gray, so the model also serves gray "
-                   "images (default 0; the any-kernel recipe uses 0.25)")
+                   help="RGB models: fraction of training crops made gray, noise still per channel "
+                   "(default 0; the any-kernel recipe uses 0.25; for gray images train a gray model)")
     p.add_argument("--photons", type=float, default=None, help="also Poisson noise: photons at intensity 1")
     p.add_argument("--channels", choices=("auto", "1", "3"), default="auto",
                    help="1 = gray model, 3 = RGB model; auto: from the first training image")

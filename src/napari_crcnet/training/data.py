@@ -199,9 +199,10 @@ class PairSynthesizer:
     exclude : sequence of Path
         Image files not to train on.
     gray_fraction : float
-        RGB only: this fraction of the crops is made gray (BT.601 luma in all three channels), so an RGB
-        model also learns gray images, which it is given as equal channels. With it, the validation pairs
-        are each image in colour and in gray. 0 (default) draws nothing extra from the generators.
+        RGB only: this fraction of the crops is made gray (BT.601 luma in all three channels); the noise
+        is still drawn per channel (see :class:`~napari_crcnet.training.TrainConfig`). With it, the
+        validation pairs are each image in colour and in gray. 0 (default) draws nothing extra from the
+        generators.
     """
 
     def __init__(

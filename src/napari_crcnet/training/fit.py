@@ -157,9 +157,11 @@ class TrainConfig:
         any-kernel model (card ``mmse_sigma`` "suggest") the MMSE input keeps that model's
         ``suggest_sigma(noise)`` unless ``mmse_sigma`` is given, instead of searching for the best sigma.
     gray_fraction : float
-        RGB only: the fraction of training crops made gray (luma in all three channels), so the model also
-        serves gray images (run as equal channels); validation then scores each image in colour and in
-        gray. Default 0.
+        RGB only: the fraction of training crops made gray (luma in all three channels); validation then
+        scores each image in colour and in gray. Default 0. The noise of a gray crop is still drawn per
+        channel, whereas a real gray image given to an RGB model as equal channels has the same noise in
+        each: measured on the any-kernel model, this does not teach the RGB model gray images (it stays
+        below MMSE on them; ``benchmarks/results/any_kernel.md``), hence a separate gray model.
     """
 
     kernel: Any
