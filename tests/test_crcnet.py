@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_crcnet.models.crcnet import CRCNet, CRCNetConfig
+from napari_crcnet.models.crcnet import CRCNet, CRCNetConfig, network_input
 
 torch.set_num_threads(1)
 
@@ -202,3 +202,34 @@ def test_network_input_is_the_same_for_numpy_and_torch():
         network_input(config, image, blurred)
     with pytest.raises(ValueError, match="blurred"):
         network_input(CRCNetConfig(extra_inputs=("blurred",)), image, noise=0.01)
+
+
+@pytest.mark.parametrize("extra", [(), ("noise",), ("noise", "blurred")])
+def test_colour_to_gray_is_the_colour_model_on_equal_channels_averaged(extra):
+    """gray_net(x) == mean_c colour_net([x, x, x]) exactly, for every extra input (random weights, float64)."""
+    from napari_crcnet.models.crcnet import colour_to_gray
+
+    torch.manual_seed(0)
+    config = CRCNetConfig(in_channels=3, n_units=3, iu_channels=6, extra_inputs=extra, features=5)
+    net = CRCNet(config).double()
+    with torch.no_grad():
+        for parameter in net.parameters():  # far from the near-identity init, so every layer matters
+            parameter.normal_(0, 0.2)
+    gray = colour_to_gray(net)
+    assert gray.config.to_dict() == {**config.to_dict(), "in_channels": 1}
+    x, b = torch.rand(2, 1, 20, 16, dtype=torch.float64), torch.rand(2, 1, 20, 16, dtype=torch.float64)
+    colour_in = network_input(config, x.expand(-1, 3, -1, -1), blurred=b.expand(-1, 3, -1, -1), noise=[0.01, 0.03])
+    expected = net(colour_in).mean(dim=1, keepdim=True)
+    assert expected.std() > 1  # a real function of the input, not the skip alone
+    torch.testing.assert_close(gray(network_input(gray.config, x, blurred=b, noise=[0.01, 0.03])), expected)
+    for parameter in net.parameters():  # the source is left as it was
+        assert parameter.dtype == torch.float64
+
+
+def test_colour_to_gray_needs_a_lifted_colour_model():
+    from napari_crcnet.models.crcnet import colour_to_gray
+
+    for config in (CRCNetConfig(in_channels=3, n_units=2, iu_channels=4),
+                   CRCNetConfig(in_channels=1, n_units=2, iu_channels=4, features=3)):
+        with pytest.raises(ValueError, match="lift"):
+            colour_to_gray(CRCNet(config))

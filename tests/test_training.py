@@ -297,6 +297,22 @@ def test_init_starts_a_fit_from_another_models_weights(tmp_path):
         train(_config(iterations=1, init=tmp_path / "any.safetensors"))
 
 
+def test_a_gray_run_can_start_from_a_lifted_colour_model_as_its_exact_gray_equivalent(tmp_path):
+    from napari_crcnet.models.crcnet import colour_to_gray
+    from napari_crcnet.models.store import load_model
+
+    lifted = {**TINY, "extra_inputs": ["noise"], "features": 3}
+    train(_any_config(iterations=2, channels=3, model=lifted, output=tmp_path / "rgb.safetensors"))
+    gray = train(_any_config(iterations=1, lr=1e-12, warmup=1, model="default", init=tmp_path / "rgb.safetensors"))
+    assert gray.model.config.in_channels == 1
+    expected = colour_to_gray(load_model(tmp_path / "rgb.safetensors", device="cpu")[0])
+    for (name, a), b in zip(expected.state_dict().items(), gray.model.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    train(_any_config(iterations=2, channels=3, output=tmp_path / "unlifted.safetensors"))
+    with pytest.raises(ValueError, match="3-channel"):  # no lift: its units read the colour channels
+        train(_any_config(iterations=1, model="default", init=tmp_path / "unlifted.safetensors"))
+
+
 def test_a_fit_from_an_any_kernel_model_keeps_its_mmse_input(tmp_path):
     """The init model learned on MMSE inputs with suggest_sigma(noise): the fit keeps that sigma as its input;
     from scratch, or with mmse_sigma given, it does not."""

@@ -61,6 +61,8 @@ def recipe_config(recipe: dict[str, Any], **overrides: Any):
     name = recipe["name"]
     skip = {"name", "description", "evaluate", "images", "val_images", "notes"}
     fields = {k: v for k, v in recipe.items() if k not in skip}
+    if fields.get("init") and "/" in str(fields["init"]):  # a file in the repository, e.g. a shipped model
+        fields["init"] = ROOT / fields["init"]
     config = TrainConfig(
         images=[root / p for p in recipe["images"]],
         val_images=[root / p for p in recipe["val_images"]] if recipe.get("val_images") else None,

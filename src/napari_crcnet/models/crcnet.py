@@ -344,3 +344,40 @@ class CRCNet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"receptive_radius={self.receptive_radius}, parameters={self.n_parameters:,}"
+
+
+def colour_to_gray(net: CRCNet) -> CRCNet:
+    """The 1-channel CRCNet that computes exactly what ``net`` (a lifted colour model) does on a gray image
+    given as equal channels, with the mean of its output channels as the result.
+
+    Only the two layers that touch image channels change; everything between them is copied:
+
+    - the lift reads ``C`` equal image maps (and, for ``"blurred"`` inputs, ``C`` equal blurred maps), so
+      its weights for them are summed: ``W_gray[:, 0] = sum_c W[:, c]``; the noise map's weights stay;
+    - the Integrative Unit's last convolution is averaged over its ``C`` outputs:
+      ``W_gray[0] = mean_c W[c]``, ``b_gray = mean_c b_c``; the global skip then adds the gray input, which
+      is the mean of the equal skip channels.
+
+    Used to start a gray model's training from a trained colour one (``TrainConfig(init=...)``). Raises
+    ValueError for a model without a lift (its units read the image channels directly) or a gray one.
+    """
+    cfg = net.config
+    if cfg.in_channels == 1 or not cfg.lifted:
+        raise ValueError("colour_to_gray needs a colour model whose input goes through a lift (features set)")
+    like = next(net.parameters())
+    gray = CRCNet(CRCNetConfig.from_dict({**cfg.to_dict(), "in_channels": 1})).to(like.device, like.dtype)
+    state = {key: value.clone() for key, value in net.state_dict().items()}
+    c = cfg.in_channels
+    lift = state["lift.weight"]
+    groups = [lift[:, :c].sum(dim=1, keepdim=True)]
+    offset = c
+    for name in cfg.extra_inputs:
+        width = 1 if name == "noise" else c
+        block = lift[:, offset : offset + width]
+        groups.append(block if name == "noise" else block.sum(dim=1, keepdim=True))
+        offset += width
+    state["lift.weight"] = torch.cat(groups, dim=1)
+    state["integrate.conv2.weight"] = state["integrate.conv2.weight"].mean(dim=0, keepdim=True)
+    state["integrate.conv2.bias"] = state["integrate.conv2.bias"].mean(dim=0, keepdim=True)
+    gray.load_state_dict(state)
+    return gray

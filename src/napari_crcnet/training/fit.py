@@ -153,7 +153,9 @@ class TrainConfig:
         With ``kernel="any"``: largest kernel side drawn (odd, >= 9).
     init : path or model name, optional
         Start from this model's weights (same architecture) instead of a random initialisation, e.g. a
-        per-kernel fit from the shipped any-kernel model. Ignored when resuming from a checkpoint. From an
+        per-kernel fit from the shipped any-kernel model. A gray run (``channels=1``) may start from a
+        lifted colour model: it begins as that model's exact gray equivalent
+        (:func:`~napari_crcnet.models.crcnet.colour_to_gray`). Ignored when resuming from a checkpoint. From an
         any-kernel model (card ``mmse_sigma`` "suggest") the MMSE input keeps that model's
         ``suggest_sigma(noise)`` unless ``mmse_sigma`` is given, instead of searching for the best sigma.
     gray_fraction : float
@@ -330,9 +332,10 @@ def run_model_config(config: TrainConfig):
         from ..models.store import read_config
 
         data = read_config(config.init).to_dict()
-        if data["in_channels"] != config.channels:
+        gray_from_colour = config.channels == 1 and data["in_channels"] > 1 and data.get("features")
+        if data["in_channels"] != config.channels and not gray_from_colour:
             raise ValueError(f"{config.init} is a {data['in_channels']}-channel model, this run has {config.channels}")
-        model = data
+        model = {**data, "in_channels": config.channels}
     elif config.any_kernel and isinstance(model, str) and model == "default":
         model = dict(ANY_KERNEL_DEFAULTS)
     return resolve_model_config(model, config.channels)
@@ -740,11 +743,15 @@ def family_sha256(config: TrainConfig) -> str:
 
 
 def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> dict[str, Any]:
-    """Copy the weights of the model ``init`` (path or name) into ``model``; the architectures must match.
-    Returns the init model's card."""
+    """Copy the weights of the model ``init`` (path or name) into ``model``; the architectures must match,
+    except that a gray run may start from a lifted colour model (converted exactly by
+    :func:`~napari_crcnet.models.crcnet.colour_to_gray`). Returns the init model's card."""
+    from ..models.crcnet import colour_to_gray
     from ..models.store import load_model
 
     source, card = load_model(init, device="cpu")
+    if model_config.in_channels == 1 and source.config.in_channels > 1 and source.config.lifted:
+        source = colour_to_gray(source)
     if source.config.to_dict() != model_config.to_dict():
         raise ValueError(
             f"cannot start from {card.get('name', init)!r}: its architecture {source.config.to_dict()} differs "
