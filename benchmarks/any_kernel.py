@@ -16,6 +16,8 @@ Rows, per kernel: MMSE, IRD and hyper-Laplacian at their best setting for that k
 favours them; ``training/evaluate.py``'s grids), then the any-kernel model with the true noise level and
 with the level estimated from the image. An RGB model runs on gray images as three equal channels
 (output averaged, ``inference.apply_model``); a gray model runs on RGB channel by channel. With
+``--gray-model`` the gray cases also get the rows of that (1-channel) model, which ``crcnet()`` uses for
+gray images when it is installed. With
 ``--fit-minutes M`` the first ``--fit-kernels K`` kernels of each case also get two per-kernel fits of M
 minutes: from scratch and started from the any-kernel model (``init``), each scored the same way.
 
@@ -25,6 +27,7 @@ file, with no model needed).
 
     python benchmarks/any_kernel.py --model any-kernel [--fit-minutes 10 --fit-kernels 2] [--threads 2]
     python benchmarks/any_kernel.py --model any-kernel --write-card   # also the means into its model card
+    python benchmarks/any_kernel.py --gray-model any-kernel-gray --write-card   # + the gray model's rows
     python benchmarks/any_kernel.py --classical-only   # the baselines alone, cached for later runs
     python benchmarks/any_kernel.py --quick      # smoke test: a 20-step model trained on the spot
 """
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="any-kernel", help="the any-kernel model (name or file)")
+    parser.add_argument("--gray-model", default=None,
+                        help="also a gray (1-channel) any-kernel model on the gray cases (name or file; "
+                        "with --quick the smoke-test model's exact gray equivalent stands in)")
     parser.add_argument("--fit-minutes", type=float, default=0.0, help="per-kernel fits of this many minutes")
     parser.add_argument("--fit-kernels", type=int, default=2, help="kernels per case that get the fits")
     parser.add_argument("--threads", type=int, default=2)
@@ -165,11 +171,25 @@ def main(argv: list[str] | None = None) -> int:
         train(TrainConfig(kernel="any", images=DATA / "bsds500" / "train", channels=3, iterations=20, batch=2,
                           crop=32, max_kernel=31, val_every=0, device="cpu", output=model_path,
                           model={"extra_inputs": ["noise"], "features": 3, "n_units": 2, "iu_channels": 8}))
-    if not args.classical_only:
-        model, card = load_model(model_path, device="cpu")
+    gray_path = args.gray_model
+    if args.quick and gray_path and not args.classical_only:  # the tiny model's exact gray equivalent
+        from napari_crcnet.models import save_model
+        from napari_crcnet.models.crcnet import colour_to_gray
 
-    sections, summary = [], []
+        quick_model, quick_card = load_model(model_path, device="cpu")
+        gray_path = model_path.with_name("any-gray-quick.safetensors")
+        save_model(gray_path, colour_to_gray(quick_model), {**quick_card, "name": "any-gray-quick"})
+    models = {}  # row label -> (model, card); the gray model runs on the gray cases only
+    if not args.classical_only:
+        models["any-kernel"] = load_model(model_path, device="cpu")
+        if gray_path:
+            models["any-kernel-gray"] = load_model(gray_path, device="cpu")
+        model, card = models["any-kernel"]
+
+    sections, summary, gray_cases = [], [], set()
     for name, (kernel_list, images, channels) in cases(args.quick).items():
+        if channels == 1:
+            gray_cases.add(name)
         axis = -1 if channels == 3 else None
         per_kernel, means = [], {}
         for index, (label, kernel) in enumerate(kernel_list):
@@ -180,10 +200,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"classical rows: {key}", flush=True)
                 continue
             with torch.no_grad():
-                for noise_label, noise in (("noise given", 0.01), ("noise estimated", None)):
-                    run = model_runner(model, card, channels, noise)
-                    rows.append(run_method(pairs, f"CRCNet any-kernel ({noise_label})", "-",
-                                           lambda b, run=run, k=kernel: run(b, k), axis))
+                for model_label, (net, net_card) in models.items():
+                    if model_label == "any-kernel-gray" and channels != 1:
+                        continue
+                    for noise_label, noise in (("noise given", 0.01), ("noise estimated", None)):
+                        run = model_runner(net, net_card, channels, noise)
+                        rows.append(run_method(pairs, f"CRCNet {model_label} ({noise_label})", "-",
+                                               lambda b, run=run, k=kernel: run(b, k), axis))
             if name == "paper-kodak":
                 rows += paper_table_row(label, kernel, len(images))
             if args.fit_minutes > 0 and index < args.fit_kernels:
@@ -204,22 +227,33 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(f"## {name}\n\n" + markdown_table(["kernel", "method", "setting", "PSNR", "SSIM"], per_kernel))
     if args.classical_only:
         return 0
+    gray_note = ""
+    if gray_path:
+        shown = args.gray_model if not args.quick else "its exact gray equivalent"
+        gray_note = (f" Gray model (gray cases only): `{shown}` "
+                     f"({models['any-kernel-gray'][0].n_parameters:,} parameters).")
     body = (
         f"Model: `{args.model if not args.quick else 'a 20-step smoke-test model'}` "
         f"({model.n_parameters:,} parameters, trained on kernels up to "
-        f"{card.get('kernel_family', {}).get('max_kernel', '?')} px). Protocol: see the docstring of "
+        f"{card.get('kernel_family', {}).get('max_kernel', '?')} px).{gray_note} Protocol: see the docstring of "
         "`benchmarks/any_kernel.py`.\n\n## Mean PSNR per case (dB)\n\n"
         + markdown_table(["case", "method", "mean PSNR", "mean SSIM", "kernels"], summary) + "\n"
         + "\n".join(sections)
     )
     write_results("any_kernel" + ("_quick" if args.quick else ""), "Any-kernel CRCNet on unseen kernels", body)
-    if args.write_card:  # with --quick: the card of the temporary smoke-test model
-        write_heldout(resolve_model_path(model_path), heldout_result(summary))
+    if args.write_card:  # with --quick: the cards of the temporary smoke-test models
+        write_heldout(resolve_model_path(model_path), heldout_result(summary, skip="CRCNet any-kernel-gray"))
+        if gray_path:
+            gray_summary = [row for row in summary if row[0] in gray_cases]
+            write_heldout(resolve_model_path(gray_path), heldout_result(gray_summary, skip="CRCNet any-kernel ("))
     return 0
 
 
-def heldout_result(summary: list[list]) -> dict:
-    """The per-case means as a model card's ``metrics.heldout`` (rows: method, setting, psnr, ssim)."""
+def heldout_result(summary: list[list], skip: str | None = None) -> dict:
+    """The per-case means as a model card's ``metrics.heldout`` (rows: method, setting, psnr, ssim), leaving
+    out the methods that start with ``skip`` (the other model's rows)."""
+    if skip:
+        summary = [row for row in summary if not row[1].startswith(skip)]
     return {
         "set": "unseen kernels: " + ", ".join(dict.fromkeys(case for case, *_ in summary)),
         "protocol": ("benchmarks/any_kernel.py: per case, the mean over its kernels of each method's PSNR (all "

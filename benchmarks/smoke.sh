@@ -15,4 +15,4 @@ run inference_speed.py --quick
 run fit_time.py --quick
 run training_speed.py --quick --only 0 --rounds 1 --name training_speed_quick
 run paper_table.py --quick
-run any_kernel.py --quick --threads 1 --write-card
+run any_kernel.py --quick --threads 1 --write-card --gray-model any-kernel-gray
