@@ -19,7 +19,8 @@ def one_torch_thread():
 @pytest.fixture
 def any_kernel_model(tmp_path, monkeypatch):
     """A tiny untrained stand-in for the default model: ``any-kernel`` in a temporary user models folder
-    (an RGB family model fed the MMSE estimate and a noise map, like the shipped one). Returns its path."""
+    (an RGB family model fed the MMSE estimate and a noise map, lifted to 3 features, like the shipped one).
+    Returns its path."""
     import torch
 
     from napari_crcnet.models import CRCNet, CRCNetConfig, save_model
@@ -28,7 +29,8 @@ def any_kernel_model(tmp_path, monkeypatch):
     folder = tmp_path / "default-models"
     monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(folder))
     torch.manual_seed(0)
-    net = CRCNet(CRCNetConfig(in_channels=3, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",)))
+    net = CRCNet(CRCNetConfig(in_channels=3, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",),
+                              features=3))
     card = {"name": DEFAULT_MODEL, "kernel": None, "mmse_sigma": "suggest", "noise": [0.005, 0.05],
             "kernel_family": {"max_kernel": 31}}
     save_model(folder / f"{DEFAULT_MODEL}.safetensors", net, card)
@@ -45,7 +47,8 @@ def any_kernel_gray_model(any_kernel_model):
     from napari_crcnet.models.store import DEFAULT_GRAY_MODEL
 
     torch.manual_seed(1)
-    net = CRCNet(CRCNetConfig(in_channels=1, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",)))
+    net = CRCNet(CRCNetConfig(in_channels=1, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",),
+                              features=3))
     card = {"name": DEFAULT_GRAY_MODEL, "kernel": None, "mmse_sigma": "suggest", "noise": [0.005, 0.05],
             "kernel_family": {"max_kernel": 31}}
     path = any_kernel_model.with_name(f"{DEFAULT_GRAY_MODEL}.safetensors")

@@ -201,6 +201,17 @@ def test_the_default_rgb_model_deblurs_a_gray_microscopy_image(make_napari_viewe
     np.testing.assert_allclose(result.data, expected, atol=1e-5)
     units = [layer for layer in viewer.layers if layer.name.endswith("CRCNet units")]
     assert len(units) == 1 and units[0].data.shape[1:] == image.data.shape
+    # A gray default installed later (e.g. by the Train widget) is picked up for this gray layer.
+    from napari_crcnet._widgets._common import model_events
+    from napari_crcnet.models import save_model
+    from napari_crcnet.models.crcnet import colour_to_gray
+    from napari_crcnet.models.store import DEFAULT_GRAY_MODEL, load_model
+
+    net, card = load_model(any_kernel_model, device="cpu")
+    gray_path = any_kernel_model.with_name(f"{DEFAULT_GRAY_MODEL}.safetensors")
+    save_model(gray_path, colour_to_gray(net), {**card, "name": DEFAULT_GRAY_MODEL})
+    model_events.changed.emit()
+    assert widget.model.currentData() == str(gray_path)
     assert not notes["error"]
 
 

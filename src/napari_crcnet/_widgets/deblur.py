@@ -218,7 +218,6 @@ class DeblurWidget(QWidget):
         self.image.currentIndexChanged.connect(self._match_default_model)
         model_events.changed.connect(self.refresh_models)
         self.refresh_models()
-        self._match_default_model()
         self._show_rows()
 
     # ------------------------------------------------------------------------------- options
@@ -252,6 +251,7 @@ class DeblurWidget(QWidget):
             last=(FILE_ITEM, None),
             preferred=DEFAULT_MODEL,
         ):
+            self._match_default_model()  # e.g. a gray default just installed
             self._show_rows()
 
     def _match_default_model(self, *args: Any) -> None:
