@@ -162,8 +162,9 @@ class TrainConfig:
         RGB only: the fraction of training crops made gray (luma in all three channels); validation then
         scores each image in colour and in gray. Default 0. The noise of a gray crop is still drawn per
         channel, whereas a real gray image given to an RGB model as equal channels has the same noise in
-        each: measured on the any-kernel model, this does not teach the RGB model gray images (it stays
-        below MMSE on them; ``benchmarks/results/any_kernel.md``), hence a separate gray model.
+        each: measured on the any-kernel model, this does not teach the RGB model gray images (far below
+        hyper-Laplacian on them, below MMSE on microscopy; ``benchmarks/results/any_kernel.md``), hence a
+        separate gray model.
     """
 
     kernel: Any
