@@ -20,14 +20,15 @@ def one_torch_thread():
 def any_kernel_model(tmp_path, monkeypatch):
     """A tiny untrained stand-in for the default model: ``any-kernel`` in a temporary user models folder
     (an RGB family model fed the MMSE estimate and a noise map, lifted to 3 features, like the shipped one).
-    Returns its path."""
+    The shipped models are hidden, so that only the stand-ins are defaults. Returns its path."""
     import torch
 
-    from napari_crcnet.models import CRCNet, CRCNetConfig, save_model
+    from napari_crcnet.models import CRCNet, CRCNetConfig, save_model, store
     from napari_crcnet.models.store import DEFAULT_MODEL
 
     folder = tmp_path / "default-models"
     monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(folder))
+    monkeypatch.setattr(store, "shipped_dir", lambda: tmp_path / "no-shipped-models")
     torch.manual_seed(0)
     net = CRCNet(CRCNetConfig(in_channels=3, n_units=2, iu_channels=4, input="mmse", extra_inputs=("noise",),
                               features=3))

@@ -79,6 +79,9 @@ def test_demo_writes_results_and_figure(tmp_path):
             if line.startswith("| ") and "PSNR" not in line}
     mmse = next(v for k, v in rows.items() if k.startswith("MMSE"))
     assert mmse > rows["blurred"]  # deblurring helps on the demo problem
+    # The shipped per-kernel model for the demo's kernel, and the model for any kernel, each its own file.
+    assert (tmp_path / "crcnet-shake21-rgb.png").exists() and (tmp_path / "crcnet-any-kernel.png").exists()
+    assert rows["CRCNet (any-kernel)"] > mmse and rows["CRCNet (shake21-rgb)"] > mmse
 
 
 @pytest.mark.slow

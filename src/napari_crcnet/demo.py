@@ -32,7 +32,8 @@ def demo_problem(size: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, d
         raise ValueError(f"--size must be between 32 and {min(photo.shape[:2])} pixels, not {size}")
     top, left = (photo.shape[0] - size) // 2, (photo.shape[1] - size) // 2
     sharp = photo[top : top + size, left : left + size]
-    cards = [c for c in list_models() if c.get("config", {}).get("in_channels") == 3]
+    # A per-kernel RGB model brings its own kernel and noise level: the demo deblurs that problem.
+    cards = [c for c in list_models() if c.get("config", {}).get("in_channels") == 3 and c.get("kernel") is not None]
     card = cards[0] if cards else None
     kernel = np.asarray(card["kernel"]) if card else random_motion_kernel(21, seed=FALLBACK_KERNEL_SEED)
     noise = float(card.get("noise", DEMO_NOISE)) if card else DEMO_NOISE
@@ -56,12 +57,8 @@ def run_demo(
         ("IRD (N=100)", lambda: deconv.ird(blurred, kernel, n_iter=100, channel_axis=-1)),
         ("hyper-Laplacian", lambda: hyper_laplacian(blurred, kernel, channel_axis=-1)),
     ]
-    if use_crcnet and card is not None:
-        from .inference import crcnet
-
-        methods.append((f"CRCNet ({card['name']})", lambda: crcnet(blurred, card["path"], kernel, channel_axis=-1)))
-    elif use_crcnet:
-        say("no shipped RGB CRCNet model found: skipping CRCNet")
+    if use_crcnet:
+        methods += _crcnet_methods(blurred, kernel, card, say)
 
     rows = [{"method": "blurred", "image": blurred, "seconds": 0.0}]
     for name, run in methods:
@@ -72,7 +69,9 @@ def run_demo(
     for row in rows:
         row["psnr"] = psnr(sharp, row["image"], channel_axis=-1)
         row["ssim"] = ssim(sharp, row["image"], channel_axis=-1)
-        slug = row["method"].split(" (")[0].lower().replace(" ", "-")
+        name = row["method"]
+        slug = (name.replace(" (", "-").rstrip(")") if name.startswith("CRCNet") else name.split(" (")[0])
+        slug = slug.lower().replace(" ", "-")  # crcnet-any-kernel.png, ird.png, ...
         io.write_image(output / f"{slug}.png", row["image"])
     io.write_image(output / "sharp.png", sharp)
     io.write_image(output / "kernel.png", kernel / kernel.max())
@@ -89,6 +88,28 @@ def run_demo(
     say("\n".join(lines))
     say(f"wrote {output}/comparison.png and one PNG per method")
     return [{k: v for k, v in r.items() if k != "image"} for r in rows]
+
+
+def _crcnet_methods(blurred: np.ndarray, kernel: np.ndarray, card: dict | None, say: Callable[[str], None]):
+    """The demo's CRCNet rows: the shipped per-kernel model for its kernel (``card``), and the model for any
+    kernel, given the demo's kernel and noise level with no training for them; each only when installed."""
+    from .inference import crcnet
+    from .models.store import DEFAULT_MODEL, resolve_model_path
+
+    methods = []
+    if card is not None:
+        methods.append((f"CRCNet ({card['name']})", lambda: crcnet(blurred, card["path"], kernel, channel_axis=-1)))
+    else:
+        say("no shipped per-kernel RGB CRCNet model found: skipping it")
+    try:
+        resolve_model_path(DEFAULT_MODEL)
+    except FileNotFoundError:
+        say(f"no {DEFAULT_MODEL} model found: skipping it")
+    else:
+        noise = float(card["noise"]) if card is not None else DEMO_NOISE
+        methods.append((f"CRCNet ({DEFAULT_MODEL})",
+                        lambda: crcnet(blurred, DEFAULT_MODEL, kernel, channel_axis=-1, noise=noise)))
+    return methods
 
 
 def _comparison_figure(path: Path, sharp: np.ndarray, kernel: np.ndarray, rows: list[dict]) -> None:
