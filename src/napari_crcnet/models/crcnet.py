@@ -156,6 +156,11 @@ class CRCNetConfig:
         """Whether a learned convolution lifts the input to ``features`` channels first."""
         return self.features is not None and self.features != self.input_channels
 
+    @property
+    def has_gray_equivalent(self) -> bool:
+        """Whether :func:`colour_to_gray` can convert this model: colour, with its input read by a lift only."""
+        return self.in_channels > 1 and self.lifted
+
     def unit_channels(self) -> list[int]:
         """Channels of each Residual Unit (in = out): ``F 2^(i-1)`` with concatenation, else ``F``."""
         if not self.concatenate:
@@ -362,7 +367,7 @@ def colour_to_gray(net: CRCNet) -> CRCNet:
     ValueError for a model without a lift (its units read the image channels directly) or a gray one.
     """
     cfg = net.config
-    if cfg.in_channels == 1 or not cfg.lifted:
+    if not cfg.has_gray_equivalent:
         raise ValueError("colour_to_gray needs a colour model whose input goes through a lift (features set)")
     like = next(net.parameters())
     gray = CRCNet(CRCNetConfig.from_dict({**cfg.to_dict(), "in_channels": 1})).to(like.device, like.dtype)

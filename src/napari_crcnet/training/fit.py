@@ -332,11 +332,13 @@ def run_model_config(config: TrainConfig):
     if config.init is not None and isinstance(model, str) and model == "default":
         from ..models.store import read_config
 
-        data = read_config(config.init).to_dict()
-        gray_from_colour = config.channels == 1 and data["in_channels"] > 1 and data.get("features")
-        if data["in_channels"] != config.channels and not gray_from_colour:
-            raise ValueError(f"{config.init} is a {data['in_channels']}-channel model, this run has {config.channels}")
-        model = {**data, "in_channels": config.channels}
+        init_config = read_config(config.init)
+        gray_from_colour = config.channels == 1 and init_config.has_gray_equivalent
+        if init_config.in_channels != config.channels and not gray_from_colour:
+            raise ValueError(
+                f"{config.init} is a {init_config.in_channels}-channel model, this run has {config.channels}"
+            )
+        model = {**init_config.to_dict(), "in_channels": config.channels}
     elif config.any_kernel and isinstance(model, str) and model == "default":
         model = dict(ANY_KERNEL_DEFAULTS)
     return resolve_model_config(model, config.channels)
@@ -751,7 +753,7 @@ def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> di
     from ..models.store import load_model
 
     source, card = load_model(init, device="cpu")
-    if model_config.in_channels == 1 and source.config.in_channels > 1 and source.config.lifted:
+    if model_config.in_channels == 1 and source.config.has_gray_equivalent:
         source = colour_to_gray(source)
     if source.config.to_dict() != model_config.to_dict():
         raise ValueError(
