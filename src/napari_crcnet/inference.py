@@ -270,12 +270,13 @@ def _mmse_planes(
 ) -> np.ndarray:
     """Replace every plane of ``batch`` (``(N, C, *spatial)``) by its MMSE estimate, one plane at a time
     (bounds memory: one plane's FFT grid at a time). The card's ``mmse_sigma`` is a number, or
-    ``"suggest"``: :func:`~napari_crcnet.deconv.suggest_sigma` of the ``noise`` level."""
+    ``"suggest"``: :func:`~napari_crcnet.deconv.suggest_sigma` of the ``noise`` level (at least the card's
+    ``mmse_noise_floor``)."""
     from .deconv import mmse, suggest_sigma
 
     sigma = card.get("mmse_sigma")
-    if sigma == "suggest":
-        sigma = suggest_sigma(noise)
+    if sigma == "suggest":  # with the card's floor for model error (models trained with one; else 0)
+        sigma = suggest_sigma(max(noise, float(card.get("mmse_noise_floor") or 0.0)))
     if sigma is None:
         raise ValueError("this model takes the MMSE estimate as input but its card has no 'mmse_sigma'")
     k = _card_kernel(card, kernel)

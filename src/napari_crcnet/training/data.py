@@ -471,3 +471,103 @@ class FamilySynthesizer(PairSynthesizer):
             blurred, clear = self.degrade_with(big, kernel, noise, generator)
             pairs.append((blurred, clear, [kernel], torch.tensor([noise])))
         return pairs
+
+
+class RealisticSynthesizer(FamilySynthesizer):
+    """Any-kernel training pairs under the realistic :class:`~napari_crcnet.training.degradation.Degradation`.
+
+    Each crop gets a kernel from :func:`napari_crcnet.kernels.random_kernel_spec` that blurs it in linear
+    light, a camera (response curve, clipped highlights, Gaussian or Poisson-Gaussian noise, 8-bit, JPEG)
+    and a *given* kernel: the true one perturbed by the kernel-error model, which is what the network and
+    its MMSE input get. Some crops are dead leaves or downscaled photos (the content mix).
+    :meth:`sample_degraded` returns ``(blurred, target, given_kernels, noise_rms)``; ``noise_rms`` is the
+    noise a real image's estimator would see (see :meth:`Camera.capture`).
+
+    Parameters
+    ----------
+    images, channels, crop, max_kernel, augment, seed, device, exclude, stored, names
+        As for :class:`FamilySynthesizer` (``gray_fraction`` is not used).
+    degradation : Degradation, "realistic" or dict
+        See :meth:`Degradation.from_spec`.
+    """
+
+    def __init__(
+        self,
+        images: Any,
+        channels: int = 3,
+        crop: int = 64,
+        max_kernel: int = 31,
+        degradation: Any = "realistic",
+        augment: bool = True,
+        seed: int = 0,
+        device: Any = "cpu",
+        exclude: Sequence[Path] = (),
+        stored: bool = False,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        from .degradation import Degradation
+
+        self.degradation = Degradation.from_spec(degradation)
+        super().__init__(images, channels, crop, max_kernel, self.degradation.noise_range, augment, seed, device,
+                         exclude, stored, names)
+
+    def _random_crop(self) -> np.ndarray:
+        from .degradation import dead_leaves, downscale2
+
+        choice = self.rng.random()
+        if choice < self.degradation.dead_leaves:
+            return dead_leaves(self.big[0], self.channels, self.rng)
+        if choice < self.degradation.dead_leaves + self.degradation.downscaled:
+            image = self.images[int(self.rng.integers(len(self.images)))]
+            h, w = 2 * self.big[0], 2 * self.big[1]
+            if min(image.shape[-2] - h, image.shape[-1] - w) >= 0:
+                y = int(self.rng.integers(image.shape[-2] - h + 1))
+                x = int(self.rng.integers(image.shape[-1] - w + 1))
+                return np.ascontiguousarray(downscale2(_expand(image[:, y : y + h, x : x + w])))
+        return super()._random_crop()
+
+    def degrade_realistic(
+        self, big: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
+        """One clear crop ``big`` (``(C, Y + 2r, X + 2r)``) to ``(blurred, target, given_kernel, noise_rms)``,
+        the tensors ``(1, C, Y, X)``; every draw from ``rng``."""
+        from ..kernels import kernel_from_spec, random_kernel_spec
+
+        kernel = kernel_from_spec(random_kernel_spec(rng, self.max_kernel))
+        camera = self.degradation.camera
+        settings = camera.draw(rng)
+        r = self.max_kernel // 2
+        linear = torch.from_numpy(np.ascontiguousarray(camera.linear(big, settings), dtype=np.float32))
+        blurred = BlurOperator(kernel, boundary="periodic", device="cpu").forward(linear[None])[0, :, r:-r, r:-r]
+        b, target, rms = camera.capture(blurred.numpy().astype(np.float64), linear[:, r:-r, r:-r].numpy(), settings,
+                                        rng)
+        given = self.degradation.kernel_error.perturb(kernel, rng)
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a))[None].to(self.device)  # noqa: E731
+        return as_tensor(b), as_tensor(target), given, rms
+
+    def sample_degraded(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, list[np.ndarray], torch.Tensor]:
+        """``(blurred, target, given_kernels, noise_rms)`` for a batch of crops."""
+        parts = [self.degrade_realistic(self._random_crop(), self.rng) for _ in range(int(batch))]
+        return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), [p[2] for p in parts],
+                torch.tensor([p[3] for p in parts], dtype=torch.float32))
+
+    def validation_pairs(
+        self, images: Any, size: int = 128, seed: int = 0, stored: bool = False, exclude: Sequence[Path] = ()
+    ) -> list[tuple[torch.Tensor, torch.Tensor, list[np.ndarray], torch.Tensor]]:
+        """Fixed held-out ``(blurred, target, [given_kernel], noise_rms)``: the centre ``size x size`` (or
+        less) of each image under a realistic degradation drawn from a generator seeded by ``seed``."""
+        if stored:
+            arrays = list(images)
+        else:
+            arrays, _ = load_images(images, self.channels, exclude, min_size=max(self.big) - self.crop + 8)
+        rng = np.random.default_rng(int(seed))
+        r = self.max_kernel // 2
+        pairs = []
+        for stored_image in arrays:
+            image = _expand(stored_image)
+            h, w = (min(size, n - 2 * r) for n in image.shape[-2:])
+            y0, x0 = (image.shape[-2] - h) // 2 - r, (image.shape[-1] - w) // 2 - r
+            big = image[:, y0 : y0 + h + 2 * r, x0 : x0 + w + 2 * r]
+            blurred, target, given, rms = self.degrade_realistic(big, rng)
+            pairs.append((blurred, target, [given], torch.tensor([rms], dtype=torch.float32)))
+        return pairs

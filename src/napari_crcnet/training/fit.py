@@ -54,6 +54,7 @@ from ..operators import DEFAULT_BOUNDARY, BlurOperator
 from .data import (
     FamilySynthesizer,
     PairSynthesizer,
+    RealisticSynthesizer,
     check_family_options,
     check_gray_fraction,
     find_images,
@@ -165,6 +166,15 @@ class TrainConfig:
         each: measured on the any-kernel model, this does not teach the RGB model gray images (far below
         hyper-Laplacian on them, below MMSE on microscopy; ``benchmarks/results/any_kernel.md``), hence a
         separate gray model.
+    degradation : "realistic", dict or None
+        With ``kernel="any"``: train under the realistic degradation model
+        (:class:`~napari_crcnet.training.degradation.Degradation`: kernel error, camera response, clipping,
+        Gaussian or Poisson-Gaussian noise, 8-bit, JPEG, dead-leaves and downscaled content) instead of the
+        exact 'valid' blur with Gaussian noise (None, the default). ``noise_range`` is then the camera's.
+    mmse_noise_floor : float
+        With ``kernel="any"``: the MMSE input uses ``suggest_sigma(max(noise, mmse_noise_floor))``, a floor
+        for model error (kernel error, quantisation) that the noise level does not show. Stored in the card
+        and used by inference. Default 0 (no floor).
     """
 
     kernel: Any
@@ -210,6 +220,8 @@ class TrainConfig:
     max_kernel: int = 31
     init: Any = None
     gray_fraction: float = 0.0
+    degradation: Any = None
+    mmse_noise_floor: float = 0.0
 
     @property
     def any_kernel(self) -> bool:
@@ -248,6 +260,16 @@ class TrainConfig:
                 raise ValueError("photons (Poisson noise) is not supported with kernel='any'")
             if self.mmse_sigma is not None:
                 raise ValueError("mmse_sigma is chosen per crop (suggest_sigma of its noise) with kernel='any'")
+        if (self.degradation is not None or self.mmse_noise_floor) and not self.any_kernel:
+            raise ValueError("degradation and mmse_noise_floor need kernel='any'")
+        if self.degradation is not None:
+            from .degradation import Degradation
+
+            Degradation.from_spec(self.degradation)
+            if self.gray_fraction:
+                raise ValueError("gray_fraction is not used with a degradation model")
+        if not (math.isfinite(self.mmse_noise_floor) and 0 <= self.mmse_noise_floor < 1):
+            raise ValueError(f"mmse_noise_floor must be in [0, 1), not {self.mmse_noise_floor!r}")
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (arrays replaced by a short note) for logs and cards."""
@@ -429,7 +451,8 @@ class NetworkInputs:
     """Turns blurred crops into the network's input and the MMSE baseline it is scored against.
 
     Per-kernel (``kernel`` given): the MMSE estimate of the whole batch with that kernel at ``sigma``.
-    Any-kernel (``kernel`` None): each crop's own kernel and ``sigma = deconv.suggest_sigma(noise)``.
+    Any-kernel (``kernel`` None): each crop's own kernel and ``sigma = deconv.suggest_sigma(max(noise, floor))``
+    (``noise_floor``, 0 by default).
     The baseline is that estimate, or (per-kernel, ``baseline_sigma`` given) the MMSE estimate at the best
     sigma when the input uses another one. The input is then
     :func:`~napari_crcnet.models.crcnet.network_input` of the estimate (or of the blurred crop for
@@ -438,9 +461,10 @@ class NetworkInputs:
 
     def __init__(
         self, model_config: Any, device: torch.device, boundary: str, kernel: Any = None, sigma: float | None = None,
-        noise: float | None = None, baseline_sigma: float | None = None,
+        noise: float | None = None, baseline_sigma: float | None = None, noise_floor: float = 0.0,
     ) -> None:
         self.config = model_config
+        self.noise_floor = float(noise_floor)
         self.device = device
         self.boundary = boundary
         self.operator = None if kernel is None else BlurOperator(kernel, boundary=boundary, device=device)
@@ -461,7 +485,7 @@ class NetworkInputs:
         else:
             estimate = torch.cat([
                 mmse_filter(BlurOperator(k, boundary=self.boundary, device=self.device), blurred[i : i + 1],
-                            suggest_sigma(float(noise[i])))
+                            suggest_sigma(max(float(noise[i]), self.noise_floor)))
                 for i, k in enumerate(kernels)
             ])
         image = estimate if self.config.input == "mmse" else blurred
@@ -740,8 +764,14 @@ def family_sha256(config: TrainConfig) -> str:
 
     from ..kernels import KERNEL_FAMILY
 
-    text = json.dumps({"kernel": ANY_KERNEL, "family": KERNEL_FAMILY, "max_kernel": int(config.max_kernel),
-                       "noise_range": [float(v) for v in config.noise_range]}, sort_keys=True)
+    problem = {"kernel": ANY_KERNEL, "family": KERNEL_FAMILY, "max_kernel": int(config.max_kernel),
+               "noise_range": [float(v) for v in config.noise_range]}
+    if config.degradation is not None:  # the older runs' identity is unchanged
+        from .degradation import Degradation
+
+        problem["degradation"] = Degradation.from_spec(config.degradation).to_dict()
+        problem["mmse_noise_floor"] = float(config.mmse_noise_floor)
+    text = json.dumps(problem, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -847,8 +877,14 @@ def train(
     val_files: list[Path] = []
     if config.val_images is not None and not _is_arrays(config.val_images):
         val_files = find_images(config.val_images)
-    if config.any_kernel:
-        synthesizer: PairSynthesizer = FamilySynthesizer(
+    if config.degradation is not None:
+        synthesizer: PairSynthesizer = RealisticSynthesizer(
+            config.images, channels=config.channels, crop=config.crop, max_kernel=config.max_kernel,
+            degradation=config.degradation, augment=config.augment, seed=config.seed, device=device,
+            exclude=val_files,
+        )
+    elif config.any_kernel:
+        synthesizer = FamilySynthesizer(
             config.images, channels=config.channels, crop=config.crop, max_kernel=config.max_kernel,
             noise_range=config.noise_range, augment=config.augment, seed=config.seed, device=device,
             exclude=val_files, gray_fraction=config.gray_fraction,
@@ -905,7 +941,7 @@ def train(
             input_sigma_from_init = float(suggest_sigma(config.noise))
     if config.any_kernel:
         mmse_sigma = "suggest"  # per crop: deconv.suggest_sigma(noise)
-        inputs = NetworkInputs(model_config, device, config.mmse_boundary)
+        inputs = NetworkInputs(model_config, device, config.mmse_boundary, noise_floor=config.mmse_noise_floor)
     else:
         if mmse_sigma is None:
             mmse_operator = BlurOperator(kernel, boundary=config.mmse_boundary, device=device)
@@ -1038,7 +1074,7 @@ def train(
         "description": config.description,
         "kernel": None if kernel is None else kernel.tolist(),
         "kernel_sha256": None if kernel is None else sha,
-        "noise": list(config.noise_range) if config.any_kernel else config.noise,
+        "noise": list(synthesizer.noise_range) if config.any_kernel else config.noise,
         "photons": config.photons,
         "mmse_sigma": mmse_sigma,
         "mmse_boundary": config.mmse_boundary,
@@ -1067,6 +1103,13 @@ def train(
                                  "sampler": "napari_crcnet.kernels.random_kernel_spec"}
         card["training"]["pairs"] = ("valid blur of random crops, each by its own kernel from kernel_family and "
                                      "Gaussian noise of std log-uniform in noise")
+        if config.mmse_noise_floor:
+            card["mmse_noise_floor"] = float(config.mmse_noise_floor)
+        if config.degradation is not None:
+            card["training"]["degradation"] = synthesizer.degradation.to_dict()
+            card["training"]["pairs"] = ("realistic degradation (training/degradation.py): each crop blurred in linear "
+                                         "light by its own kernel from kernel_family, camera noise, response, "
+                                         "clipping, 8-bit and JPEG; the network gets a perturbed kernel")
     card = _merge(card, config.card)
     model_path = None
     if config.output is not None:
