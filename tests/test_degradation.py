@@ -163,7 +163,8 @@ def test_training_under_the_degradation_model_records_it_and_inference_uses_its_
 
 def test_degradation_options_need_an_any_kernel_run():
     cam = data.camera()
-    for bad in ({"kernel": "gaussian:1", "degradation": "realistic"}, {"kernel": "gaussian:1", "mmse_noise_floor": 0.01},
+    for bad in ({"kernel": "gaussian:1", "degradation": "realistic"},
+                {"kernel": "gaussian:1", "mmse_noise_floor": 0.01},
                 {"kernel": "any", "degradation": "studio"}, {"kernel": "any", "mmse_noise_floor": -1.0},
                 {"kernel": "any", "degradation": "realistic", "channels": 3, "gray_fraction": 0.5}):
         with pytest.raises(ValueError):
