@@ -104,8 +104,9 @@ def levin_real_case() -> Case:
     return Case("levin09-real", items, 1, SHIFT)
 
 
-def kernel_error_cases() -> list[Case]:
-    """``kernel-error-set12``, ``kernel-error-kodak`` and the ``exact-set12`` control (module docstring)."""
+def kernel_error_cases(noise: float = 0.01, suffix: str = "") -> list[Case]:
+    """``kernel-error-set12``, ``kernel-error-kodak`` and the ``exact-set12`` control (module docstring), with
+    Gaussian noise of std ``noise``; ``suffix`` is added to the case names."""
     from napari_crcnet.kernels import kernel_from_spec, random_kernel_spec
     from napari_crcnet.training.degradation import KernelError
 
@@ -117,13 +118,13 @@ def kernel_error_cases() -> list[Case]:
         perturbed, exact = [], []
         for index, path in enumerate(files):
             kernel = kernel_from_spec(random_kernel_spec(np.random.default_rng(1000 + index)))
-            clear, blurred = degrade(_read(path), kernel, seed=index)
+            clear, blurred = degrade(_read(path), kernel, seed=index, noise=noise)
             given = error.perturb(kernel, np.random.default_rng(2000 + index))
             perturbed.append((path.stem, clear, blurred, given))
             exact.append((path.stem, clear, blurred, kernel))
-        cases.append(Case(f"kernel-error-{set_name}", perturbed, channels, 0))
+        cases.append(Case(f"kernel-error-{set_name}{suffix}", perturbed, channels, 0))
         if set_name == "set12":
-            cases.append(Case("exact-set12", exact, channels, 0))
+            cases.append(Case(f"exact-set12{suffix}", exact, channels, 0))
     return cases
 
 

@@ -377,3 +377,21 @@ def test_suggest_sigma_is_monotone_and_used_by_default(photo):
     np.testing.assert_allclose(mmse(b, kernel), mmse(b, kernel, suggest_sigma(estimate_noise(b))))
     with pytest.raises(ValueError):
         suggest_sigma(-1)
+
+
+def test_default_sigma_and_lambda_have_a_model_error_floor(photo):
+    """Below the floor the noise level no longer lowers sigma / raises lam; above it the pure rule holds."""
+    from napari_crcnet.deconv import SIGMA_NOISE_FLOOR
+    from napari_crcnet.hyperlaplacian import LAMBDA_NOISE_FLOOR, suggest_lambda
+
+    assert 0 < SIGMA_NOISE_FLOOR < 0.01 and 0 < LAMBDA_NOISE_FLOOR < 0.01  # the 1 % cases stay as they were
+    assert suggest_sigma(0.0005) == suggest_sigma(SIGMA_NOISE_FLOOR) > suggest_sigma(0.0005, floor=0)
+    assert suggest_sigma(0.0005, floor=0) == pytest.approx(1.652 * 0.0005**1.006)
+    assert suggest_sigma(0.02) == suggest_sigma(0.02, floor=0)
+    assert suggest_lambda(0.0005) == suggest_lambda(LAMBDA_NOISE_FLOOR) < suggest_lambda(0.0005, floor=0)
+    assert suggest_lambda(0.02) == suggest_lambda(0.02, floor=0)
+    # A clean image (8-bit, estimated noise far below the floor): the default uses the floor.
+    kernel = np.ones((5, 5)) / 25
+    b = np.round(blur(photo, kernel, boundary="reflect") * 255) / 255
+    assert estimate_noise(b) < SIGMA_NOISE_FLOOR
+    np.testing.assert_allclose(mmse(b, kernel), mmse(b, kernel, suggest_sigma(SIGMA_NOISE_FLOOR, floor=0)))

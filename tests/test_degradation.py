@@ -152,12 +152,13 @@ def test_training_under_the_degradation_model_records_it_and_inference_uses_its_
     kernel = np.ones((3, 3)) / 9
     image = cam[:40, :40][None, None] / 255.0
     got = _mmse_planes(image.astype(np.float32), loaded, kernel, 2, torch.device("cpu"), noise=0.001)
-    expected = mmse(image[0, 0].astype(np.float32), kernel, suggest_sigma(0.006), device="cpu")
+    expected = mmse(image[0, 0].astype(np.float32), kernel, suggest_sigma(0.006, floor=0), device="cpu")
     assert np.allclose(got[0, 0], expected, atol=1e-6)
     # Without the floor in the card (older models) the noise alone sets sigma.
     got = _mmse_planes(image.astype(np.float32), {**loaded, "mmse_noise_floor": None}, kernel, 2,
                        torch.device("cpu"), noise=0.001)
-    assert np.allclose(got[0, 0], mmse(image[0, 0].astype(np.float32), kernel, suggest_sigma(0.001), device="cpu"),
+    assert np.allclose(got[0, 0], mmse(image[0, 0].astype(np.float32), kernel, suggest_sigma(0.001, floor=0),
+                                                device="cpu"),
                        atol=1e-6)
 
 

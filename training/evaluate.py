@@ -50,8 +50,9 @@ def test_set(channels: int, limit: int | None = None) -> tuple[str, list[np.ndar
     return name, [as_float_image(read_image(f), np.float64) for f in files]
 
 
-def degrade(image: np.ndarray, kernel: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(clear centre crop, its 'valid' blur + 1 % noise), channel last for RGB."""
+def degrade(image: np.ndarray, kernel: np.ndarray, seed: int, noise: float = NOISE) -> tuple[np.ndarray, np.ndarray]:
+    """(clear centre crop, its 'valid' blur + Gaussian noise of std ``noise``, 1 % by default), channel last
+    for RGB."""
     import torch
 
     from napari_crcnet.operators import BlurOperator
@@ -64,7 +65,7 @@ def degrade(image: np.ndarray, kernel: np.ndarray, seed: int) -> tuple[np.ndarra
     planes = big[None] if big.ndim == 2 else np.moveaxis(big, -1, 0)
     op = BlurOperator(kernel, boundary="periodic", device="cpu", dtype=torch.float64)
     blurred = op.forward(torch.from_numpy(np.ascontiguousarray(planes))).numpy()[:, ry : ry + h, rx : rx + w]
-    blurred = blurred + NOISE * np.random.default_rng(seed).standard_normal(blurred.shape)
+    blurred = blurred + noise * np.random.default_rng(seed).standard_normal(blurred.shape)
     clear = planes[:, ry : ry + h, rx : rx + w]
     if big.ndim == 2:
         return clear[0], blurred[0]

@@ -73,6 +73,8 @@ _SIGMA_COEF = 1.652
 _SIGMA_POWER = 1.006
 _SIGMA_MIN = 1e-4
 _SIGMA_MAX = 0.5
+#: Model-error floor of the default sigma, as a noise std (see :func:`suggest_sigma`).
+SIGMA_NOISE_FLOOR = 0.004
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -96,6 +98,8 @@ def _validate_kernel(kernel: Any) -> np.ndarray:
 
 
 def _check_sigma(sigma: Any, upper: float | None = 1.0, name: str = "sigma") -> float:
+    if isinstance(sigma, (bool, np.bool_)):  # float(True) is 1.0: a flag passed by mistake
+        raise ValueError(f"{name} must be a number, not {sigma!r}")
     try:
         value = float(sigma)
     except (TypeError, ValueError) as error:
@@ -104,6 +108,12 @@ def _check_sigma(sigma: Any, upper: float | None = 1.0, name: str = "sigma") -> 
         bound = f"(0, {upper}]" if upper is not None else "(0, inf)"
         raise ValueError(f"{name} must be in {bound}, got {sigma!r}")
     return value
+
+
+#: Most IRD iterations (and largest residue index) accepted: the expansion converges long before.
+MAX_ITERATIONS = 10**9
+#: Most residue indices one range ``A-B`` of :func:`parse_indices` may hold.
+MAX_RANGE = 10_000
 
 
 def _check_count(n: Any, name: str) -> int:
@@ -115,7 +125,39 @@ def _check_count(n: Any, name: str) -> int:
         raise ValueError(f"{name} must be a non-negative integer, not {n!r}") from error
     if value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value}")
+    if value > MAX_ITERATIONS:
+        raise ValueError(f"{name} must be at most {MAX_ITERATIONS:,} (IRD has long converged), got {value:.3g}")
     return int(value)
+
+
+def parse_indices(text: str) -> list[int]:
+    """Residue indices typed by a user (CLI ``--residues``, the Deblur widget): ``"0, 1, 2, 5-8, 50"`` ->
+    ``[0, 1, 2, 5, 6, 7, 8, 50]`` (sorted, unique, non-negative; ``;`` also separates, ``A-B`` is a range of at
+    most :data:`MAX_RANGE` indices).
+
+    Raises
+    ------
+    ValueError
+        For anything else, with an example of what is accepted.
+    """
+    example = "e.g. '0, 1, 2, 5, 10, 50' or '0-20'"
+    values: set[int] = set()
+    for part in str(text).replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            first, last = (int(p) for p in part.split("-", 1)) if "-" in part[1:] else (int(part), int(part))
+        except ValueError:
+            raise ValueError(f"not a list of residue indices: {text!r} ({example})") from None
+        if first < 0 or last < first:
+            raise ValueError(f"residue indices must be >= 0 and ranges A-B have A <= B, got {part!r}")
+        if last - first >= MAX_RANGE:
+            raise ValueError(f"the range {part!r} holds more than {MAX_RANGE:,} residue indices")
+        values.update(range(_check_count(first, "a residue index"), _check_count(last, "a residue index") + 1))
+    if not values:
+        raise ValueError(f"give at least one residue index n ({example})")
+    return sorted(values)
 
 
 def _check_finite(values: torch.Tensor) -> None:
@@ -610,8 +652,9 @@ def estimate_noise(image: Any, channel_axis: int | None = None) -> float:
     return float(_MAD_TO_STD * np.median(values) / 6.0)
 
 
-def suggest_sigma(noise_std: float) -> float:
-    """MMSE/IRD ``sigma`` for a noise level: ``sigma = 1.652 * noise_std ** 1.006``, clipped to [1e-4, 0.5].
+def suggest_sigma(noise_std: float, floor: float | None = None) -> float:
+    """MMSE/IRD ``sigma`` for a noise level: ``sigma = 1.652 * n ** 1.006`` with ``n = max(noise_std, floor)``,
+    clipped to [1e-4, 0.5].
 
     Nearly linear in the noise std (about ``1.65 * noise``). The constants were fitted by
     ``benchmarks/sigma_calibration.py``: best-PSNR MMSE sigma (taper boundary) on BSDS500 training images
@@ -619,10 +662,15 @@ def suggest_sigma(noise_std: float) -> float:
     0.2 % to 8 %, log-log least squares on the median best sigma per level; the rule loses 0.2-0.3 dB on
     average against the per-image best sigma (``benchmarks/results/sigma_calibration.md``). ``noise_std``
     is in [0, 1] image units; the lower clip keeps the filter stable on noise-free (quantised) data.
+
+    ``floor`` (same units) stands for the model error that the noise level does not show: a measured
+    kernel, 8-bit quantisation, a camera curve. None uses :data:`SIGMA_NOISE_FLOOR`, measured on real
+    captures (``benchmarks/results/noise_floor.md``); 0 gives the pure noise rule.
     """
     noise = float(noise_std)
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    noise = max(noise, SIGMA_NOISE_FLOOR if floor is None else float(floor))
     if noise == 0:
         return _SIGMA_MIN
     return float(min(max(_SIGMA_COEF * noise**_SIGMA_POWER, _SIGMA_MIN), _SIGMA_MAX))

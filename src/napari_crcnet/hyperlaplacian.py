@@ -45,6 +45,8 @@ _LAM_COEF = 1.114
 _LAM_POWER = 1.7305
 _LAM_MIN = 10.0
 _LAM_MAX = 1e5
+#: Model-error floor of the default lam, as a noise std (see :func:`suggest_lambda`).
+LAMBDA_NOISE_FLOOR = 0.008
 
 
 def beta_schedule(
@@ -61,17 +63,21 @@ def beta_schedule(
     return betas
 
 
-def suggest_lambda(noise_std: float) -> float:
-    """Data weight ``lam`` for a noise level: ``lam = 1.114 * noise_std^-1.7305``, clipped to [10, 1e5].
+def suggest_lambda(noise_std: float, floor: float | None = None) -> float:
+    """Data weight ``lam`` for a noise level: ``lam = 1.114 * n^-1.7305`` with ``n = max(noise_std, floor)``,
+    clipped to [10, 1e5].
 
     Fitted (best PSNR, ``alpha = 2/3``, taper boundary) by ``benchmarks/sigma_calibration.py`` on BSDS500
     training images with random shake and Gaussian kernels; see ``benchmarks/results/sigma_calibration.md``
     (about 3200 at 1 % noise; the rule loses 0.15-0.4 dB against the per-image best lam).
-    ``noise_std`` is in [0, 1] image units.
+    ``noise_std`` is in [0, 1] image units. ``floor`` stands for model error the noise does not show (a
+    measured kernel, quantisation); None uses :data:`LAMBDA_NOISE_FLOOR`, measured on real captures
+    (``benchmarks/results/noise_floor.md``); 0 gives the pure noise rule.
     """
     noise = float(noise_std)
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    noise = max(noise, LAMBDA_NOISE_FLOOR if floor is None else float(floor))
     if noise == 0:
         return _LAM_MAX
     return float(min(max(_LAM_COEF * noise**-_LAM_POWER, _LAM_MIN), _LAM_MAX))

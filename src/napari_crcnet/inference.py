@@ -276,7 +276,7 @@ def _mmse_planes(
 
     sigma = card.get("mmse_sigma")
     if sigma == "suggest":  # with the card's floor for model error (models trained with one; else 0)
-        sigma = suggest_sigma(max(noise, float(card.get("mmse_noise_floor") or 0.0)))
+        sigma = suggest_sigma(noise, floor=float(card.get("mmse_noise_floor") or 0.0))
     if sigma is None:
         raise ValueError("this model takes the MMSE estimate as input but its card has no 'mmse_sigma'")
     k = _card_kernel(card, kernel)
@@ -479,6 +479,10 @@ def crcnet(
         from .kernels import kernel_from_spec
 
         kernel = kernel_from_spec(kernel)
+    if kernel is not None:  # the one kernel check of every method: real, finite, >= 0, positive sum, odd
+        from .kernels import validate_kernel
+
+        kernel = validate_kernel(kernel)
     array = np.asarray(image)
     if channel_axis is not None and not -array.ndim <= channel_axis < array.ndim:
         raise ValueError(f"channel_axis={channel_axis} is out of range for an array of shape {array.shape}")

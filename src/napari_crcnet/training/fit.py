@@ -485,7 +485,7 @@ class NetworkInputs:
         else:
             estimate = torch.cat([
                 mmse_filter(BlurOperator(k, boundary=self.boundary, device=self.device), blurred[i : i + 1],
-                            suggest_sigma(max(float(noise[i]), self.noise_floor)))
+                            suggest_sigma(float(noise[i]), floor=self.noise_floor))
                 for i, k in enumerate(kernels)
             ])
         image = estimate if self.config.input == "mmse" else blurred
@@ -938,7 +938,7 @@ def train(
             # rather than a searched sigma (often 2x larger), so the fit starts where the init model is good.
             from ..deconv import suggest_sigma
 
-            input_sigma_from_init = float(suggest_sigma(config.noise))
+            input_sigma_from_init = float(suggest_sigma(config.noise, floor=init_card.get("mmse_noise_floor") or 0.0))
     if config.any_kernel:
         mmse_sigma = "suggest"  # per crop: deconv.suggest_sigma(noise)
         inputs = NetworkInputs(model_config, device, config.mmse_boundary, noise_floor=config.mmse_noise_floor)
