@@ -202,7 +202,7 @@ def test_the_default_rgb_model_deblurs_a_gray_microscopy_image(make_napari_viewe
     units = [layer for layer in viewer.layers if layer.name.endswith("CRCNet units")]
     assert len(units) == 1 and units[0].data.shape[1:] == image.data.shape
     # A gray default installed later (e.g. by the Train widget) is picked up for this gray layer.
-    from napari_crcnet._widgets._common import model_events
+    from napari_crcnet._widgets._model_list import model_events
     from napari_crcnet.models import save_model
     from napari_crcnet.models.crcnet import colour_to_gray
     from napari_crcnet.models.store import DEFAULT_GRAY_MODEL, load_model

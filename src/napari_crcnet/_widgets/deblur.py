@@ -1,7 +1,7 @@
 """The Deblur widget: image layer + kernel -> MMSE, IRD (with residues), hyper-Laplacian or CRCNet.
 
 Thin glue, as in pycudadecon's napari adapter: the widget cuts an array out of the chosen layer
-(:func:`~napari_crcnet._widgets._common.layer_input`), calls one core function in a worker thread
+(:func:`~napari_crcnet._widgets._layers.layer_input`), calls one core function in a worker thread
 (:func:`napari_crcnet.deconv.mmse`, :func:`~napari_crcnet.deconv.ird`,
 :func:`~napari_crcnet.deconv.iter_ird_residues`, :func:`~napari_crcnet.hyperlaplacian.hyper_laplacian`,
 :func:`~napari_crcnet.inference.crcnet`) and turns the arrays that come back into layers placed like the
@@ -46,23 +46,13 @@ from qtpy.QtWidgets import (
 
 from .._progress import ProgressCallback
 from ..operators import BOUNDARIES, DEFAULT_BOUNDARY
-from ._common import (
-    KernelPicker,
-    LayerCombo,
-    LayerInput,
-    TaskRunner,
-    call_with_progress,
-    display_limits,
-    is_plugin_output,
-    layer_input,
-    looks_like_kernel,
-    model_events,
-    notify_error,
-    parse_int_list,
-    refill_model_combo,
-    robust_limits,
-    show_result,
-)
+from ._kernel_picker import KernelPicker
+from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
+from ._layers import LayerInput, display_limits, layer_input, show_result
+from ._model_list import model_events, refill_model_combo
+from ._notify import notify_error
+from ._residues import parse_int_list, robust_limits
+from ._task_runner import TaskRunner, call_with_progress
 
 METHODS = ("MMSE", "IRD", "hyper-Laplacian", "CRCNet")
 DEVICES = ("auto", "cpu", "cuda")

@@ -43,21 +43,13 @@ from qtpy.QtWidgets import (
 )
 
 from .._progress import ProgressCallback
-from ._common import (
-    KernelPicker,
-    LayerCombo,
-    LayerInput,
-    TaskRunner,
-    fit_to_current_page,
-    is_plugin_output,
-    layer_input,
-    looks_like_kernel,
-    model_events,
-    notify_error,
-    notify_info,
-    refill_model_combo,
-    show_result,
-)
+from ._kernel_picker import KernelPicker
+from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
+from ._layers import LayerInput, layer_input, show_result
+from ._layout import fit_to_current_page
+from ._model_list import model_events, refill_model_combo
+from ._notify import notify_error, notify_info
+from ._task_runner import TaskRunner
 
 #: Architectures offered: label -> ``TrainConfig.model`` value.
 NETWORKS: dict[str, Any] = {
