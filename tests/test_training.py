@@ -14,7 +14,9 @@ from skimage import data
 
 from napari_crcnet._progress import Cancelled
 from napari_crcnet.training import PairSynthesizer, TrainConfig, crcnet_loss, load_checkpoint, train
+from napari_crcnet.training import checkpoint as checkpoint_module
 from napari_crcnet.training import fit as fit_module
+from napari_crcnet.training import optim as optim_module
 from napari_crcnet.training.cli import train_main
 from napari_crcnet.training.data import LUMA, to_channels
 
@@ -244,7 +246,7 @@ def test_gradient_clip_bounds_a_burst_relative_to_the_running_mean():
 
 def test_resume_restores_the_clipping_state(tmp_path, monkeypatch):
     """With clipping active on every step, 3 + resume + 3 steps still equal 6 in one go."""
-    monkeypatch.setattr(fit_module, "CLIP_WARMUP", 1)
+    monkeypatch.setattr(optim_module, "CLIP_WARMUP", 1)
     options = {"clip_factor": 1.01, "log_every": 1}
     clipped = []
     straight = train(_config(tmp_path / "a", iterations=6, **options),
@@ -364,7 +366,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypat
         Path(tmp).write_bytes(b"half a file")
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(fit_module, "_write_tensors", crash)
+    monkeypatch.setattr(checkpoint_module, "_write_tensors", crash)
     synth = PairSynthesizer(_images()[0], _kernel(), channels=1, crop=32)
     optimizer = torch.optim.Adam(result.model.parameters())
     with pytest.raises(OSError, match="simulated"):
