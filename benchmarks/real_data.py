@@ -199,7 +199,7 @@ def save_figure(case: Case, panels: dict[str, np.ndarray], scores: dict[str, flo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.1))
     for ax, (label, image) in zip(axes, panels.items()):
         crop = np.clip(image[BORDER:-BORDER, BORDER:-BORDER], 0, 1)
         ax.imshow(crop, cmap=None if crop.ndim == 3 else "gray", vmin=0, vmax=1)
@@ -233,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="CRCNet model name or path (repeatable; default: the shipped default per channels)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--name", default="real_data", help="results file name (results/NAME.md)")
+    parser.add_argument("--case", action="append", default=None,
+                        help="run only this case (repeatable): levin09-real, kernel-error-set12, exact-set12, "
+                             "kernel-error-kodak")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 images per case")
     args = parser.parse_args(argv)
     import torch
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.name + ("_quick" if args.quick and "quick" not in args.name else "")
-    cases = [levin_real_case(), *kernel_error_cases()]
+    cases = [case for case in (levin_real_case(), *kernel_error_cases()) if not args.case or case.name in args.case]
     sections, means = [], []
     for case in cases:
         if args.quick:
