@@ -168,7 +168,8 @@ class Camera:
     poisson : float
         Probability of Poisson-Gaussian noise instead: ``Poisson(p y) / p + r N(0, 1)``.
     photons : (float, float)
-        Expected photon count ``p`` at intensity 1 (log-uniform).
+        Expected photon count ``p`` at intensity 1 (log-uniform). The default, 200-20000, keeps photo noise
+        below about 7 %; fluorescence microscopy goes down to about 10.
     read_noise : (float, float)
         Read noise std ``r`` (uniform).
     response : float
@@ -189,7 +190,7 @@ class Camera:
 
     noise: tuple[float, float] = (0.001, 0.05)
     poisson: float = 0.3
-    photons: tuple[float, float] = (10.0, 1e4)
+    photons: tuple[float, float] = (200.0, 2e4)
     read_noise: tuple[float, float] = (0.0005, 0.01)
     response: float = 0.3
     gamma: tuple[float, float] = (1.8, 2.4)
