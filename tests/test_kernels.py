@@ -510,3 +510,49 @@ def test_random_kernel_spec_family():
     for bad in (8, 10, 21.5):
         with pytest.raises(ValueError, match="max_size"):
             random_kernel_spec(rng, bad)
+
+
+# ------------------------------------------------------------------------------ audit: validation holes
+@pytest.mark.parametrize(
+    "spec",
+    ["disk:1e9", "gaussian:1e5", "motion:1e9,0", "gaussian:2,size=5001", "gaussian3d:1e5,1", "widefield3d:2049,3",
+     "shake:99999"],
+)
+def test_generators_refuse_absurd_sizes_before_allocating(spec):
+    with pytest.raises(ValueError, match=f"{K.MAX_KERNEL_SIDE}|limited to"):
+        K.kernel_from_spec(spec)
+
+
+def test_the_largest_supported_size_still_works():
+    assert K.gaussian_kernel(1.0, size=K.MAX_KERNEL_SIDE).shape == (K.MAX_KERNEL_SIDE,) * 2
+
+
+@pytest.mark.parametrize("value", [1e308, 1e-320])
+def test_a_kernel_whose_sum_overflows_or_underflows_is_just_a_scaled_kernel(value):
+    k = K.validate_kernel(np.full((3, 3), value))
+    np.testing.assert_allclose(k, np.full((3, 3), 1 / 9))
+
+
+def test_a_photo_given_as_a_kernel_is_recognised(tmp_path):
+    from napari_crcnet.io import write_image
+
+    rng = np.random.default_rng(0)
+    smooth = ndi.gaussian_filter(rng.random((200, 300)), 8)
+    photo = (255 * (smooth - smooth.min()) / np.ptp(smooth)).astype(np.uint8)
+    write_image(tmp_path / "gray.png", photo)
+    with pytest.raises(ValueError, match=r"gray\.png looks like a photo"):
+        K.load_kernel(tmp_path / "gray.png")
+    colour = np.stack([photo, photo[::-1], photo[:, ::-1]], axis=-1)
+    write_image(tmp_path / "colour.png", colour)
+    with pytest.raises(ValueError, match=r"colour\.png is a colour picture"):
+        K.load_kernel(tmp_path / "colour.png")
+    np.save(tmp_path / "huge.npy", np.ones((2, K.MAX_KERNEL_SIDE + 2)))
+    with pytest.raises(ValueError, match="too large for a blur kernel"):
+        K.load_kernel(tmp_path / "huge.npy")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match="is a directory"):
+        K.load_kernel(tmp_path / "folder.png")
+    # Large real kernels still load: a wide defocus disk and a long streak, saved as 16-bit PNG.
+    for kernel in (K.disk_kernel(40), K.motion_kernel(90, 30)):
+        K.save_kernel(tmp_path / "big.png", kernel)
+        np.testing.assert_allclose(K.load_kernel(tmp_path / "big.png"), kernel, atol=1e-5 * kernel.max())

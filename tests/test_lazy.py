@@ -64,3 +64,16 @@ def test_bad_axes_are_refused_before_anything_runs():
         nc.deblur_lazy(nc.mmse, da.from_array(frames), kernel, channel_axis=5)
     with pytest.raises(ValueError, match="spatial axes"):
         nc.deblur_lazy(nc.mmse, da.from_array(frames[0, 0]), kernel)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [lambda chunk, k: nc.mmse(chunk, k, 0.01)[..., :-1],  # drops a column
+     lambda chunk, k: nc.mmse(chunk, k, 0.01)[0],  # drops the leading axis
+     lambda chunk, k: (nc.mmse(chunk, k, 0.01), [chunk])],  # a (result, residues) pair
+)
+def test_a_method_returning_another_shape_is_a_clear_error(method):
+    frames, kernel = _movie((2, 16, 16))
+    lazy = nc.deblur_lazy(method, da.from_array(frames, chunks=(1, 16, 16)), kernel)
+    with pytest.raises(ValueError, match=r"deblur_lazy: .* returned .* for a chunk of shape \(1, 16, 16\)"):
+        lazy.compute()

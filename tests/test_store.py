@@ -232,3 +232,116 @@ def test_kernel_label_names_the_kernel_or_the_family():
     assert kernel_label({"kernel_shape": [17, 17]}) == "17x17"
     assert kernel_label({"kernel": None, "kernel_family": {"max_kernel": 31}}) == "any up to 31x31"
     assert kernel_label({}) == "?"
+
+
+# ------------------------------------------------------------------------------ audit: validation holes
+def _damaged_copy(tmp_path, folder, name="damaged"):
+    """A model file whose header length and JSON start look right but whose tensor data is cut off."""
+    save_model(tmp_path / "whole", small_model())
+    data = (tmp_path / "whole.safetensors").read_bytes()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.safetensors").write_bytes(data[: len(data) // 2])  # no .json beside: the header is read
+    return folder / f"{name}.safetensors"
+
+
+def test_a_damaged_model_file_in_the_user_folder_is_skipped_with_one_warning(tmp_path, isolated_user_dir):
+    save_model(isolated_user_dir / "good", small_model())
+    _damaged_copy(tmp_path, isolated_user_dir)
+    with pytest.warns(UserWarning, match="skipping model .*damaged") as record:
+        names = [c["name"] for c in list_models()]
+    assert "good" in names and "damaged" not in names
+    assert len(record) == 1 and len(str(record[0].message).splitlines()) == 1
+    with pytest.raises(ValueError, match=r"damaged\.safetensors"):
+        load_model("damaged", device="cpu")
+
+
+def test_training_checkpoints_are_neither_listed_nor_warned_about(isolated_user_dir):
+    import warnings
+
+    save_model(isolated_user_dir / "mine", small_model())
+    # What crcnet train leaves beside a model: a checkpoint and its JSON document (no 'config': not a card).
+    from safetensors.torch import save_file
+
+    document = json.dumps({"step": 3})
+    save_file({"model.w": torch.zeros(2)}, str(isolated_user_dir / "mine.ckpt.safetensors"),
+              metadata={"napari_crcnet_checkpoint": document})
+    (isolated_user_dir / "mine.ckpt.json").write_text(document)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        names = [c["name"] for c in list_models()]
+    assert names.count("mine") == 1 and not any("ckpt" in n for n in names)
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    model = small_model()
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    save_model(tmp_path / "nan", model)
+    with pytest.raises(ValueError, match="NaN or infinite weights"):
+        load_model(tmp_path / "nan", device="cpu")
+
+
+@pytest.mark.parametrize("kernel", ["/etc/passwd.npy", "gaussian:2", {"path": "k.npy"}, [["a", "b"]], [1, 2, 3]])
+def test_a_card_kernel_is_inline_numbers_only(tmp_path, monkeypatch, kernel):
+    from napari_crcnet import kernels
+
+    save_model(tmp_path / "m", small_model(), {"kernel": gaussian(1.0)})
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["kernel"] = kernel
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    monkeypatch.setattr(kernels, "load_kernel", lambda *a, **k: pytest.fail("a card made the loader read a file"))
+    with pytest.raises(ValueError, match="kernel"):
+        load_model(tmp_path / "m", device="cpu")
+    with pytest.raises(ValueError, match="kernel"):
+        load_model(tmp_path / "m", kernel=gaussian(1.0), device="cpu")
+
+
+@pytest.mark.parametrize("n_units", [14, 40])
+def test_the_card_config_is_checked_against_the_tensors_before_anything_is_built(tmp_path, monkeypatch, n_units):
+    from napari_crcnet.models import store
+
+    save_model(tmp_path / "m", small_model())
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["config"]["n_units"] = n_units  # 14 units of doubling widths would take gigabytes
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    devices = []
+    real = store.CRCNet
+
+    def spy(config):
+        devices.append(torch.empty(0).device.type)  # the default device where it is built
+        return real(config)
+
+    monkeypatch.setattr(store, "CRCNet", spy)
+    with pytest.raises(ValueError, match=r"do not fit|cannot be built"):
+        load_model(tmp_path / "m", device="cpu")
+    assert set(devices) <= {"meta"}  # laid out without memory, never allocated
+
+
+@pytest.mark.parametrize("family", ["any", ["max_kernel", 31], 31, {"max_kernel": "31"}])
+def test_a_kernel_family_of_the_wrong_type_is_a_value_error(tmp_path, family):
+    from napari_crcnet.models.store import check_kernel
+
+    with pytest.raises(ValueError, match="kernel_family"):
+        check_kernel({"name": "m", "kernel_family": family}, gaussian(1.0))
+    save_model(tmp_path / "m", small_model())
+    card = json.loads((tmp_path / "m.json").read_text())
+    card["kernel_family"] = family
+    (tmp_path / "m.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="kernel_family"):
+        load_model(tmp_path / "m", kernel=gaussian(1.0), device="cpu")
+
+
+def test_temporary_files_of_a_killed_write_are_removed_by_the_next_write(tmp_path):
+    from napari_crcnet.models.store import STALE_TMP_S
+
+    stale = tmp_path / ".m.safetensors.k1ll3d.tmp"  # what a SIGKILL during atomic_write leaves
+    fresh = tmp_path / ".m.safetensors.wr1t1ng.tmp"  # a write still running elsewhere
+    other = tmp_path / ".other.safetensors.k1ll3d.tmp"  # another target's: not ours to judge
+    for path in (stale, fresh, other):
+        path.write_bytes(b"x" * 1000)
+    old = os.stat(stale).st_mtime - 2 * STALE_TMP_S
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    save_model(tmp_path / "m", small_model())
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert (tmp_path / "m.safetensors").exists()

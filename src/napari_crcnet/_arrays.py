@@ -100,6 +100,8 @@ class Layout:
         if spatial_ndim not in (2, 3):
             raise ValueError(f"spatial_ndim must be 2 or 3, not {spatial_ndim}")
         if channel_axis is not None:
+            if isinstance(channel_axis, (bool, np.bool_)) or not isinstance(channel_axis, (int, np.integer)):
+                raise ValueError(f"channel_axis must be an integer axis or None, not {channel_axis!r}")
             if not -len(shape) <= channel_axis < len(shape):
                 raise ValueError(f"channel_axis={channel_axis} is out of range for an array of shape {shape}")
             channel_axis = channel_axis % len(shape)

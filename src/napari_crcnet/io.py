@@ -74,6 +74,8 @@ def read_image(path: str | os.PathLike, *, key: str | None = None) -> np.ndarray
         If the extension is not supported or the file cannot be decoded.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not an image file")
     ext = checked_suffix(path, IMAGE_EXTENSIONS)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -159,6 +161,8 @@ def write_image(path: str | os.PathLike, array: np.ndarray) -> Path:
         image, or integers out of the format's range.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a directory; give a file name such as {path / 'result.tif'}")
     ext = checked_suffix(path, _WRITE_EXTENSIONS, supported_label="supported for writing")
     array = np.asarray(array)
     if np.iscomplexobj(array) or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):

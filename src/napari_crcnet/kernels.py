@@ -56,6 +56,11 @@ KERNEL_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", "
 #: Negative values whose magnitude is at most this fraction of the kernel maximum are round-off: clipped to 0.
 NEGATIVE_TOLERANCE = 1e-6
 
+#: Largest kernel side, in pixels, that a generator makes or a kernel file may have. Blur this wide is not a
+#: kernel any deblurring here can use (kernels are at most the image's size), and a size beyond it in a spec
+#: (``disk:1e9``) is a typing error that would otherwise allocate gigabytes before failing.
+MAX_KERNEL_SIDE = 4097
+
 # Gaussians are truncated at this many standard deviations (as scipy.ndimage.gaussian_filter): the mass
 # lost is < 1e-4 per axis and the variance of the truncated kernel is within 0.2 % of sigma^2.
 _TRUNCATE = 4.0
@@ -83,7 +88,15 @@ def _odd_shape(size: int | Sequence[int] | None, default: Sequence[int], ndim: i
     for n in shape:
         if n < 1 or n % 2 == 0:
             raise ValueError(f"kernel size must be a positive odd number of pixels, got {size!r}")
+    if max(shape) > MAX_KERNEL_SIDE:
+        raise ValueError(f"kernel size {max(shape)} px is larger than the {MAX_KERNEL_SIDE} px supported")
     return shape
+
+
+def _check_side(side: float, what: str) -> None:
+    """Refuse a kernel wider than :data:`MAX_KERNEL_SIDE` before anything is allocated."""
+    if side > MAX_KERNEL_SIDE:
+        raise ValueError(f"{what} needs a kernel {side:.4g} px wide; at most {MAX_KERNEL_SIDE} px are supported")
 
 
 def _offsets(shape: Sequence[int]) -> list[np.ndarray]:
@@ -195,6 +208,8 @@ def gaussian_kernel(
         return delta
     if min(sigma_y, sigma_x) == 0:
         raise ValueError("an anisotropic Gaussian needs both sigmas > 0 (use motion_kernel for a line)")
+    if size is None:
+        _check_side(2 * _TRUNCATE * max(sigma_y, sigma_x) + 1, f"sigma {max(sigma_y, sigma_x):g}")
     radius = math.ceil(_TRUNCATE * max(sigma_y, sigma_x))
     shape = _odd_shape(size, (2 * radius + 1,) * 2, 2)
     rows, cols = _offsets(shape)
@@ -227,17 +242,37 @@ def disk_kernel(radius: float, size: int | Sequence[int] | None = None) -> np.nd
     radius = float(radius)
     if not math.isfinite(radius) or radius < 0:
         raise ValueError(f"radius must be a non-negative number of pixels, got {radius!r}")
+    if size is None:
+        _check_side(2 * radius + 1, f"radius {radius:g}")
     half = max(0, math.ceil(radius - 0.5))
     shape = _odd_shape(size, (2 * half + 1,) * 2, 2)
-    sub = 16
-    frac = (np.arange(sub) + 0.5) / sub - 0.5  # sub-pixel sample offsets, symmetric about the pixel centre
-    rows = (np.arange(shape[0]) - shape[0] // 2)[:, None] + frac[None, :]
-    cols = (np.arange(shape[1]) - shape[1] // 2)[:, None] + frac[None, :]
-    inside = (rows.reshape(-1, 1) ** 2 + cols.reshape(1, -1) ** 2) <= radius**2
-    coverage = inside.reshape(shape[0], sub, shape[1], sub).mean(axis=(1, 3))
+    coverage = _disk_coverage(radius, shape)
     if coverage.sum() == 0:  # radius 0: a point
         coverage[shape[0] // 2, shape[1] // 2] = 1.0
     return _finish(coverage)
+
+
+def _disk_coverage(radius: float, shape: tuple[int, ...], sub: int = 16) -> np.ndarray:
+    """Share of the ``sub x sub`` samples of each pixel with ``x^2 + y^2 <= radius^2`` (offsets from the middle).
+
+    Counted in closed form per sample row: the samples of a row inside the disk are those with
+    ``|x| <= sqrt(radius^2 - y^2)``, and the samples ``f_m = (m + 0.5) / sub - 0.5`` of a pixel at ``x_j`` below
+    a bound ``t`` number ``clip(floor(sub (t - x_j) + sub / 2 - 0.5) + 1, 0, sub)``. Memory is bounded by
+    working on blocks of rows (a full 4097-px disk takes seconds, not the 32 GB of all samples at once).
+    """
+    frac = (np.arange(sub) + 0.5) / sub - 0.5  # sub-pixel sample offsets, symmetric about the pixel centre
+    rows = np.arange(shape[0]) - shape[0] // 2
+    cols = (np.arange(shape[1]) - shape[1] // 2).astype(np.float64)
+    coverage = np.empty(shape)
+    block = max(1, (1 << 22) // (sub * shape[1]))
+    for start in range(0, shape[0], block):
+        y = rows[start : start + block, None] + frac[None, :]
+        half = np.sqrt(np.maximum(radius**2 - y**2, 0.0))[..., None]
+        upto = np.clip(np.floor((half - cols) * sub + (sub / 2 - 0.5)) + 1, 0, sub)
+        below = np.clip(np.ceil((-half - cols) * sub + (sub / 2 - 0.5)), 0, sub)
+        count = np.where((y**2 <= radius**2)[..., None], np.maximum(upto - below, 0), 0)
+        coverage[start : start + block] = count.sum(axis=1) / sub**2
+    return coverage
 
 
 def motion_kernel(length: float, angle: float = 0.0, size: int | Sequence[int] | None = None) -> np.ndarray:
@@ -275,6 +310,7 @@ def motion_kernel(length: float, angle: float = 0.0, size: int | Sequence[int] |
         raise ValueError(f"length must be a non-negative number of pixels, got {length!r}")
     if not math.isfinite(float(angle)):
         raise ValueError(f"angle must be a finite number of degrees, got {angle!r}")
+    _check_side(length + 1, f"length {length:g}")  # also bounds the 32 samples per pixel of length
     u = _direction(angle)
     n = max(1, math.ceil(32 * length))
     t = ((np.arange(n) + 0.5) / n - 0.5) * length
@@ -418,6 +454,8 @@ def gaussian_psf_3d(sigma_xy: float, sigma_z: float, size: int | Sequence[int] |
     sxy, sz = float(sigma_xy), float(sigma_z)
     if not (math.isfinite(sxy) and math.isfinite(sz) and sxy > 0 and sz > 0):
         raise ValueError(f"sigma_xy and sigma_z must be positive, got {sigma_xy!r}, {sigma_z!r}")
+    if size is None:
+        _check_side(2 * _TRUNCATE * max(sxy, sz) + 1, f"sigma {max(sxy, sz):g}")
     rxy, rz = math.ceil(_TRUNCATE * sxy), math.ceil(_TRUNCATE * sz)
     shape = _odd_shape(size, (2 * rz + 1, 2 * rxy + 1, 2 * rxy + 1), 3)
     z, y, x = _offsets(shape)
@@ -471,6 +509,8 @@ def widefield_psf_3d(
         float64 ``(size_z, size_xy, size_xy)`` PSF, non-negative, summing to 1 over the volume, centred.
     """
     nz, ny, _ = _odd_shape((size_z, size_xy, size_xy), (1, 1, 1), 3)
+    if max(nz, ny) > MAX_KERNEL_SIDE // 4:  # its FFT grid is 4x the PSF, per plane
+        raise ValueError(f"widefield PSF sizes are limited to {MAX_KERNEL_SIDE // 4} px, got {size_xy}, {size_z}")
     values = {
         "na": na,
         "wavelength_um": wavelength_um,
@@ -633,8 +673,9 @@ def validate_kernel(
         share = f", {-low / peak:.2%} of the maximum" if peak > 0 else ""
         raise ValueError(f"the kernel has negative values (minimum {low:.3g}{share}); blur kernels must be >= 0")
     np.clip(k, 0.0, None, out=k)
-    if not k.sum() > 0:
+    if not peak > 0:
         raise ValueError("the kernel sums to zero (all values are 0); a blur kernel needs a positive sum")
+    k /= peak  # first to peak 1: the sum of huge values (1e308) would overflow to inf, tiny ones underflow
     k = pad_to_odd(k)
     k /= k.sum()
     if image_shape is not None:
@@ -684,6 +725,50 @@ def _pick_from_mat(contents: dict, key: str | None, index: int, name: str) -> np
     raise ValueError(f"{name} holds no numeric 2D or 3D array")
 
 
+#: A 2D kernel file of at least :data:`_PICTURE_SIDE` px per side is taken for a picture when the level of its
+#: edges, spread over the whole file, would carry this share of its mass: a blur kernel falls to about 0 at
+#: its edges (photos score 0.6-1.3, the shared Levin and large kernels 0-0.11).
+_PICTURE_EDGE_MASS = 0.4
+_PICTURE_SIDE = 64
+
+
+def _refuse_colour_picture(rgb: np.ndarray, name: str) -> None:
+    """A kernel saved as colour has equal R, G and B; differing ones mean a photo (or a false-colour plot)."""
+    channels = np.asarray(rgb[..., :3], dtype=np.float64)
+    peak = float(np.max(channels)) if channels.size else 0.0
+    spread = float(np.max(channels.max(axis=-1) - channels.min(axis=-1))) if channels.size else 0.0
+    if peak > 0 and spread > 0.05 * peak:
+        raise ValueError(
+            f"{name} is a colour picture (its R, G and B differ), not a blur kernel; "
+            "a kernel file holds a gray image of the blur (e.g. written by `crcnet kernel`)"
+        )
+
+
+def _refuse_picture(raw: np.ndarray, name: str) -> None:
+    """Refuse a file far too large for a kernel, or a large one whose edges are as bright as a photo's."""
+    shape = np.shape(raw)
+    if shape and max(shape) > MAX_KERNEL_SIDE:
+        raise ValueError(
+            f"{name} is {_shape_str(shape)} px: too large for a blur kernel (at most {MAX_KERNEL_SIDE} px "
+            "per side); is it an image rather than a kernel?"
+        )
+    k = np.asarray(raw)
+    if k.ndim != 2 or min(k.shape) < _PICTURE_SIDE or not np.issubdtype(k.dtype, np.number):
+        return
+    k = k.astype(np.float64)
+    total = float(np.sum(k))
+    if not (np.isfinite(total) and total > 0):
+        return  # validate_kernel says what is wrong
+    edge = float(np.mean(np.concatenate([k[0], k[-1], k[1:-1, 0], k[1:-1, -1]])))
+    share = edge * k.size / total
+    if share >= _PICTURE_EDGE_MASS:
+        raise ValueError(
+            f"{name} looks like a photo, not a blur kernel: it is {_shape_str(k.shape)} px and the level of its "
+            f"edges would carry {min(share, 1):.0%} of its mass (a kernel falls to about 0 at its edges; "
+            "subtract a measured PSF's background first)"
+        )
+
+
 def load_kernel(
     path: str | os.PathLike,
     *,
@@ -728,6 +813,8 @@ def load_kernel(
     from .io import checked_suffix, read_image
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a kernel file")
     ext = checked_suffix(path, KERNEL_EXTENSIONS, kind="kernel")
     if not path.is_file():
         raise FileNotFoundError(f"no such kernel file: {path}")
@@ -752,7 +839,9 @@ def load_kernel(
             with tifffile.TiffFile(path) as tif:
                 rgb = tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
         if rgb and ext not in (".npy", ".npz"):
+            _refuse_colour_picture(raw, path.name)
             raw = raw[..., :3].astype(np.float64).mean(axis=-1)
+    _refuse_picture(raw, path.name)
     try:
         kernel = validate_kernel(raw)
     except ValueError as exc:
@@ -819,12 +908,15 @@ A kernel is given as NAME:ARGS (comma separated numbers, optionally KEY=VALUE) o
   gaussian:SIGMA_Y,SIGMA_X[,ANGLE]   anisotropic, rotated by ANGLE degrees (ccw)  e.g. gaussian:3,1.5,30
   disk:RADIUS                        anti-aliased defocus disk, radius in pixels  e.g. disk:4
   motion:LENGTH[,ANGLE]              linear motion, length in pixels, angle ccw   e.g. motion:15,30
+                                     (no ANGLE: 0 degrees, a horizontal streak)
   shake:SIZE[,seed=N]                random camera shake (Chakrabarti 2016 style) e.g. shake:21,seed=3
   gaussian3d:SIGMA_XY,SIGMA_Z        3D Gaussian PSF (pixels, z steps)            e.g. gaussian3d:1.5,3
   widefield3d:SIZE_XY,SIZE_Z[,na=1.4,wavelength_um=0.52,pixel_um=0.1,z_step_um=0.2,refractive_index=1.518]
                                      scalar widefield PSF (also airy3d:)          e.g. widefield3d:31,21,na=1.2
   Every generator also takes size=N (odd). Angles are degrees counter-clockwise on screen from the +X axis.
-  PATH                               a kernel file: .png .tif .npy .npz .mat (normalised, padded to odd size)
+  PATH                               a kernel file: .png .tif .npy .npz .mat (a gray image of the blur;
+                                     normalised to sum 1; an even side gets one zero row/column at its
+                                     end, which keeps scipy.ndimage's centre n // 2; a photo is refused)
 Kernels are convolution-oriented, odd-sized, centred, non-negative and sum to 1."""
 
 _SPEC_PARAMS: dict[str, tuple[object, tuple[str, ...]]] = {

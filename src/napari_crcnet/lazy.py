@@ -65,6 +65,15 @@ def deblur_lazy(
         kwargs["channel_axis"] = channel_axis
 
     def deblur_chunk(chunk: np.ndarray) -> np.ndarray:
-        return np.asarray(method(chunk, *args, **kwargs), dtype=np.float32)
+        result = method(chunk, *args, **kwargs)
+        shape = getattr(result, "shape", None)
+        if shape is None or tuple(shape) != chunk.shape:
+            name = getattr(method, "__name__", type(method).__name__)
+            got = f"an array of shape {tuple(shape)}" if shape is not None else f"a {type(result).__name__}"
+            raise ValueError(
+                f"deblur_lazy: {name} returned {got} for a chunk of shape {chunk.shape}; it must return one "
+                "array of its input's shape (not a tuple: no return_residues)"
+            )
+        return np.asarray(result, dtype=np.float32)
 
     return array.map_blocks(deblur_chunk, dtype=np.float32, meta=np.empty((0,) * array.ndim, np.float32))

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import glob
 import hashlib
 import json
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -135,6 +137,7 @@ def check_kernel(card: dict[str, Any], kernel: Any, force: bool = False, name: s
     warns, since the network never saw blur that wide.
     """
     name = name or card.get("name", "?")
+    check_card(card, repr(name))
     family = card.get("kernel_family")
     if family:
         size = max(np.shape(kernel))
@@ -222,18 +225,50 @@ def _weights_path(path: Any) -> Path:
     return path
 
 
+#: Training checkpoints (``crcnet train`` writes ``NAME.ckpt.safetensors`` beside ``NAME.safetensors``) are not
+#: models: lookups and listings skip them.
+CHECKPOINT_SUFFIX = ".ckpt" + SUFFIX
+#: ``atomic_write`` temporary files not touched for this many seconds are leftovers of a killed writer.
+STALE_TMP_S = 600.0
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.name.endswith(CHECKPOINT_SUFFIX)
+
+
+def _model_files(folder: Path) -> list[Path]:
+    """The model weights in ``folder``, sorted, without training checkpoints."""
+    return [p for p in sorted(folder.glob(f"*{SUFFIX}")) if not _is_checkpoint(p)]
+
+
 #: Keys that load_model/list_models add for the caller (where the file is); never written into a card.
 _RUNTIME_KEYS = ("path", "source", "kernel_shape")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove temporary files of earlier writes of ``path`` that a killed process left behind.
+
+    They are named ``.NAME.XXXXXXXX.tmp`` (see :func:`atomic_write`); only those not modified for
+    :data:`STALE_TMP_S` seconds are removed, so a write of the same file still running elsewhere is left alone.
+    """
+    now = time.time()
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.is_file() and now - leftover.stat().st_mtime > STALE_TMP_S:
+                leftover.unlink()
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Write ``path`` through ``write(tmp_path)``, fsync, then ``os.replace``: readers see the old or the new file.
 
     The temporary file lives in the target's folder (``os.replace`` is atomic within one file system) and is
-    removed if ``write`` fails; the result is an ordinary 0644 file.
+    removed if ``write`` fails; the result is an ordinary 0644 file. A process killed while writing (SIGKILL,
+    power loss) leaves its temporary file: the next write of the same target removes it once it is
+    :data:`STALE_TMP_S` seconds old.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -321,24 +356,83 @@ def _read_card(path: Path) -> dict[str, Any]:
         with open(card_path, encoding="utf-8") as handle:
             card = json.load(handle)
     else:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         _check_safetensors(path)
-        with safe_open(str(path), framework="pt") as handle:
-            text = (handle.metadata() or {}).get("card")
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                text = (handle.metadata() or {}).get("card")
+        except SafetensorError as error:
+            raise ValueError(f"{path.name} is not a readable safetensors file: {error}") from error
         if text is None:
             raise ValueError(f"{path.name} has no model card ({card_path.name} missing, none in metadata)")
         card = json.loads(text)
-    if not isinstance(card, dict) or "config" not in card:
+    if not isinstance(card, dict) or not isinstance(card.get("config"), dict):
         raise ValueError(f"the model card of {path.name} is not a dict with a 'config'")
+    check_card(card, path.name)
     return card
+
+
+def check_card(card: dict[str, Any], name: str = "the model") -> None:
+    """Raise ValueError unless the card's ``kernel`` is inline numbers and ``kernel_family`` a dict.
+
+    A card is data: its kernel is a nested list of numbers (never a file name or a spec that would make the
+    loader read another file), ``kernel_family`` a dict whose ``max_kernel`` is a whole number.
+    """
+    kernel = card.get("kernel")
+    if kernel is not None:
+        if not isinstance(kernel, (list, tuple, np.ndarray)):
+            raise ValueError(
+                f"the card of {name} has a 'kernel' of type {type(kernel).__name__}; a card holds its kernel "
+                "inline, as a nested list of numbers"
+            )
+        try:
+            array = np.array(kernel, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the card of {name} has a 'kernel' that is not a grid of numbers") from error
+        if array.ndim not in (2, 3) or array.size == 0:
+            raise ValueError(f"the card of {name} has a {array.ndim}D 'kernel'; it must be a 2D or 3D grid")
+    family = card.get("kernel_family")
+    if family is not None:
+        if not isinstance(family, dict):
+            raise ValueError(
+                f"the card of {name} has a 'kernel_family' of type {type(family).__name__}; it must be a dict"
+            )
+        size = family.get("max_kernel")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"the card of {name} has kernel_family.max_kernel {size!r}; it must be a whole number")
+
+
+def _check_shapes(path: Path, config: CRCNetConfig) -> None:
+    """Raise ValueError unless the tensors in ``path`` (names and shapes, read from its header only) are those
+    of a CRCNet of ``config``, before anything is allocated: the network is laid out on torch's ``meta``
+    device, which holds shapes and no memory, so a card asking for a huge network costs nothing."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            found = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except SafetensorError as error:
+        raise ValueError(f"{path.name} is not a readable safetensors file: {error}") from error
+    try:
+        with torch.device("meta"):
+            expected = {key: tuple(t.shape) for key, t in CRCNet(config).state_dict().items()}
+    except (RuntimeError, OverflowError, MemoryError) as error:
+        raise ValueError(f"the card of {path.name} describes a network that cannot be built: {error}") from error
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        raise ValueError(
+            f"the weights in {path.name} do not fit its card's config ({len(found)} tensors, expected "
+            f"{len(expected)}; first difference: {wrong[0]})"
+        )
 
 
 def _available_names(extra_dirs: Iterable[Any] = ()) -> list[str]:
     names: list[str] = []
     for folder, _ in _search_dirs(extra_dirs):
         if folder.is_dir():
-            names += [p.stem for p in sorted(folder.glob(f"*{SUFFIX}")) if p.stem not in names]
+            names += [p.stem for p in _model_files(folder) if p.stem not in names]
     return names
 
 
@@ -422,10 +516,14 @@ def load_model(
         check_kernel(card, kernel, force, name)
     if channels is not None:
         check_channels(config.in_channels, int(channels), f"model {name!r}")
+    _check_shapes(path, config)
     try:
         state = load_file(str(path), device="cpu")
     except SafetensorError as error:
         raise ValueError(f"{path.name} is not a readable safetensors file: {error}") from error
+    bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not bool(tensor.isfinite().all())]
+    if bad:
+        raise ValueError(f"{path.name} has NaN or infinite weights (in {', '.join(bad[:3])}); it was not loaded")
     model = CRCNet(config)
     try:
         model.load_state_dict(state, strict=True)
@@ -447,11 +545,12 @@ def list_models(extra_dirs: Iterable[Any] = ()) -> list[dict[str, Any]]:
     for folder, source in _search_dirs(extra_dirs):
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob(f"*{SUFFIX}")):
+        for path in _model_files(folder):
             try:
                 card = _read_card(path)
             except (ValueError, OSError, json.JSONDecodeError) as error:
-                warnings.warn(f"skipping model {path}: {error}", stacklevel=2)
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                warnings.warn(f"skipping model {path}: {message}", stacklevel=2)
                 continue
             card = dict(card)
             card.setdefault("name", path.stem)
