@@ -124,7 +124,7 @@ def test_mmse_on_rgb_photo_keeps_geometry_and_updates_its_own_layer(make_napari_
 
     assert widget.runner.outcome == "done", notes
     result = widget.result_layer(image, "MMSE")
-    assert result.name == "astronaut (blurred) · MMSE σ=0.003"
+    assert result.name == "MMSE σ=0.003 · astronaut (blurred)"
     assert result.rgb and result.data.shape == image.data.shape
     np.testing.assert_array_equal(result.scale, image.scale)
     np.testing.assert_array_equal(result.translate, image.translate)
@@ -139,7 +139,7 @@ def test_mmse_on_rgb_photo_keeps_geometry_and_updates_its_own_layer(make_napari_
     run_and_wait(qtbot, widget)
     assert len(viewer.layers) == n_layers + 1
     assert widget.result_layer(image, "MMSE") is result
-    assert result.name == "astronaut (blurred) · MMSE σ=0.01"
+    assert result.name == "MMSE σ=0.01 · astronaut (blurred)"
     assert not notes["error"]
 
 
@@ -199,7 +199,7 @@ def test_the_default_rgb_model_deblurs_a_gray_microscopy_image(make_napari_viewe
     expected = crcnet(image.data, str(any_kernel_model), psf.data, noise=0.01, device="cpu")
     assert result.data.shape == image.data.shape and not result.rgb
     np.testing.assert_allclose(result.data, expected, atol=1e-5)
-    units = [layer for layer in viewer.layers if layer.name.endswith("CRCNet units")]
+    units = [layer for layer in viewer.layers if layer.name.startswith("CRCNet units")]
     assert len(units) == 1 and units[0].data.shape[1:] == image.data.shape
     # A gray default installed later (e.g. by the Train widget) is picked up for this gray layer.
     from napari_crcnet._widgets._model_list import model_events
@@ -267,7 +267,7 @@ def test_ird_residue_and_partial_sum_stacks_are_hidden_and_sum_to_the_result(mak
     sums = widget.result_layer(image, "IRD partial sums")
     assert result.visible and not residues.visible and not sums.visible
     assert result.colormap.name == residues.colormap.name == "viridis"
-    assert residues.name == "cell (blurred) · IRD residues" and sums.name == "cell (blurred) · IRD partial sums"
+    assert residues.name == "IRD residues · cell (blurred)" and sums.name == "IRD partial sums · cell (blurred)"
     assert residues.data.shape == sums.data.shape == (7, *image.data.shape)
     assert residues.metadata["napari_crcnet"]["n"] == list(range(7))
     np.testing.assert_array_equal(residues.translate, (0.0, 3.0, 4.0))  # n axis first, then the image's
@@ -292,21 +292,31 @@ def test_time_series_current_step_or_all(make_napari_viewer, qtbot, notes):
 
     run_and_wait(qtbot, widget)
 
-    one = widget.result_layer(image, "MMSE")
+    one = widget.result_layer(image, "MMSE", current_step=True)
+    assert widget.result_layer(image, "MMSE") is None
     assert one.data.shape == (1, 48, 40)
-    assert one.name == "movie · MMSE σ=0.01 [axis 0=2]"
+    assert one.name == "MMSE σ=0.01 · movie [axis 0=2]"
     np.testing.assert_array_equal(one.translate, (110.0, 1.0, 2.0))  # sits on frame 2
     np.testing.assert_array_equal(one.scale, image.scale)
     expected = deconv.mmse(frames, kernel, 0.01)
     np.testing.assert_allclose(one.data[0], expected[2], atol=1e-5)
 
-    widget.scope.setCurrentText("all slices / frames")
+    widget.scope.setCurrentText("all slices / frames")  # its own layer: the one-step result stays
     run_and_wait(qtbot, widget)
     everything = widget.result_layer(image, "MMSE")
-    assert everything is one and everything.data.shape == frames.shape
+    assert everything is not one and everything.data.shape == frames.shape
+    assert everything.name == "MMSE σ=0.01 · movie"
     np.testing.assert_array_equal(everything.translate, image.translate)
     np.testing.assert_allclose(everything.data, expected, atol=1e-5)
-    assert len(viewer.layers) == 2 and not notes["error"]
+    assert widget.result_layer(image, "MMSE", current_step=True) is one and one.data.shape == (1, 48, 40)
+
+    viewer.dims.set_point(0, 100.0 + 3 * 5.0)  # another step updates the one-step layer, not the other
+    widget.scope.setCurrentText("current step only")
+    run_and_wait(qtbot, widget)
+    assert widget.result_layer(image, "MMSE", current_step=True) is one and one.name.endswith("[axis 0=3]")
+    np.testing.assert_allclose(one.data[0], expected[3], atol=1e-5)
+    assert everything.data.shape == frames.shape
+    assert len(viewer.layers) == 3 and not notes["error"]
 
 
 def test_a_lazy_movie_is_read_only_at_the_current_frame(make_napari_viewer, qtbot, notes):
@@ -339,7 +349,7 @@ def test_a_lazy_movie_is_read_only_at_the_current_frame(make_napari_viewer, qtbo
     run_and_wait(qtbot, widget)
 
     assert set(read) == {3}
-    result = widget.result_layer(image, "MMSE")
+    result = widget.result_layer(image, "MMSE", current_step=True)
     np.testing.assert_allclose(result.data[0], deconv.mmse(frames, kernel, 0.01)[3], atol=1e-5)
     # All frames: read in the worker thread (the viewer stays responsive), same result as in memory.
     readers.clear()
@@ -401,7 +411,8 @@ def test_hyper_laplacian_and_bad_inputs_notify_and_change_nothing(make_napari_vi
     run_and_wait(qtbot, widget)
     assert widget.runner.outcome == "done", notes
     result = widget.result_layer(image, "hyper-Laplacian")
-    assert result.name.startswith("small · hyper-Laplacian λ=") and result.data.dtype == np.float32
+    assert result.name.startswith("hyper-Laplacian λ=") and result.name.endswith(" · small")
+    assert result.data.dtype == np.float32
     np.testing.assert_allclose(result.contrast_limits, (10 / 255, 200 / 255))  # uint8 was scaled to [0, 1]
 
     widget.method.setCurrentText("IRD")  # residue stacks too large for memory: refused up front
@@ -459,7 +470,7 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     assert "gain" in train.status.text()
     path = str(models_dir / "tiny-shake.safetensors")
     assert deblur.model_names() == [path, *shipped]  # list refreshed, user models first
-    preview = viewer.layers["astronaut (blurred) · CRCNet preview (training)"]
+    preview = viewer.layers["CRCNet preview (training) · astronaut (blurred)"]
     assert preview.data.shape == (256, 256, 3)
     np.testing.assert_array_equal(preview.translate, (128.0, 128.0))  # over the centre crop
 
@@ -470,7 +481,7 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     run_and_wait(qtbot, deblur)
     assert deblur.runner.outcome == "done", notes
     result = deblur.result_layer(blurred, "CRCNet")
-    assert result.name == "astronaut (blurred) · CRCNet tiny-shake" and result.data.shape == blurred.data.shape
+    assert result.name == "CRCNet tiny-shake · astronaut (blurred)" and result.data.shape == blurred.data.shape
     units = deblur.result_layer(blurred, "CRCNet units")
     assert not units.visible and not units.rgb and units.data.shape == (2, 512, 512)
 

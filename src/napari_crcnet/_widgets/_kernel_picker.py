@@ -18,14 +18,15 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
-from ._layout import fit_to_current_page
+from ._layer_pickers import LayerCombo, is_plugin_output, kernel_matches, looks_like_kernel, owner_images
+from ._layout import compact_combo, fit_to_current_page
 from ._notify import describe_error
 
 
@@ -33,6 +34,7 @@ from ._notify import describe_error
 class _Param:
     name: str
     label: str
+    tooltip: str
     default: float
     minimum: float
     maximum: float
@@ -44,17 +46,29 @@ class _Param:
 # also the kernel's short description in layer names and model cards.
 _GENERATORS: dict[str, tuple[tuple[_Param, ...], str]] = {
     "Random shake": (
-        (_Param("size", "size", 21, 5, 101, 0, " px"), _Param("seed", "seed", 0, 0, 999_999, 0)),
+        (
+            _Param("size", "size", "side of the kernel (camera-shake path drawn inside it)", 21, 5, 101, 0, " px"),
+            _Param("seed", "seed", "random seed: each seed draws another shake path", 0, 0, 999_999, 0),
+        ),
         "shake:{size},seed={seed}",
     ),
-    "Gaussian": ((_Param("sigma", "σ", 2.0, 0.2, 30.0, 2, " px"),), "gaussian:{sigma:g}"),
-    "Disk (defocus)": ((_Param("radius", "radius", 3.0, 0.5, 40.0, 1, " px"),), "disk:{radius:g}"),
+    "Gaussian": ((_Param("sigma", "σ", "standard deviation of the Gaussian blur", 2.0, 0.2, 30.0, 2, " px"),),
+                 "gaussian:{sigma:g}"),
+    "Disk (defocus)": ((_Param("radius", "radius", "radius of the defocus disk", 3.0, 0.5, 40.0, 1, " px"),),
+                       "disk:{radius:g}"),
     "Linear motion": (
-        (_Param("length", "length", 15.0, 1.0, 100.0, 1, " px"), _Param("angle", "angle", 30.0, -180, 180, 1, "°")),
+        (
+            _Param("length", "length", "length of the straight motion path", 15.0, 1.0, 100.0, 1, " px"),
+            _Param("angle", "angle", "direction of the motion, counter-clockwise from the x axis",
+                   30.0, -180, 180, 1, "°"),
+        ),
         "motion:{length:g},{angle:g}",
     ),
     "Gaussian 3D (PSF)": (
-        (_Param("sigma_xy", "σ xy", 1.5, 0.2, 20.0, 2, " px"), _Param("sigma_z", "σ z", 3.0, 0.2, 30.0, 2, " px")),
+        (
+            _Param("sigma_xy", "σ xy", "lateral standard deviation of the 3D Gaussian PSF", 1.5, 0.2, 20.0, 2, " px"),
+            _Param("sigma_z", "σ z", "axial standard deviation of the 3D Gaussian PSF", 3.0, 0.2, 30.0, 2, " px"),
+        ),
         "gaussian3d:{sigma_xy:g},{sigma_z:g}",
     ),
 }
@@ -103,6 +117,7 @@ class KernelPicker(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         self.generator = QComboBox()
         self.generator.addItems(list(_GENERATORS))
+        self.generator.setToolTip("the kind of blur to generate")
         form.addRow("type", self.generator)
         self.generator_pages = QStackedWidget()
         for label, (params, _) in _GENERATORS.items():
@@ -122,6 +137,7 @@ class KernelPicker(QWidget):
                     spin.setRange(p.minimum, p.maximum)
                     spin.setValue(p.default)
                 spin.setSuffix(p.suffix)
+                spin.setToolTip(p.tooltip)
                 spin.valueChanged.connect(self._update)
                 page_form.addRow(p.label, spin)
                 spins[p.name] = spin
@@ -134,7 +150,11 @@ class KernelPicker(QWidget):
         self.pages.addWidget(generated)
 
         # layer
-        self.layer = LayerCombo(viewer, prefer=looks_like_kernel, exclude=is_plugin_output)
+        self._image: Any = None  # the image the kernel is for (set by the Deblur widget)
+        self.layer = LayerCombo(viewer, prefer=self._score, exclude=is_plugin_output)
+        self.layer.setToolTip("the image layer that holds the kernel (PSF); the image's own kernel is picked "
+                              "when the sample data recorded it")
+        compact_combo(self.layer)
         self.layer.currentIndexChanged.connect(self._update)
         self.pages.addWidget(self.layer)
 
@@ -144,15 +164,18 @@ class KernelPicker(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         self.path = QLineEdit()
         self.path.setPlaceholderText("PNG, TIFF, NPY, NPZ or MAT")
+        self.path.setToolTip("kernel file: PNG, TIFF, NPY, NPZ or MAT (odd-sized, centred; normalised to sum 1)")
         self.path.editingFinished.connect(self._update)
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
         browse.clicked.connect(self._browse)
+        browse.setToolTip("choose a kernel file")
         row.addWidget(self.path)
         row.addWidget(browse)
         self.pages.addWidget(file_page)
 
         fit_to_current_page(self.pages)
+        self.pages.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.source.currentIndexChanged.connect(self.pages.setCurrentIndex)
         self.source.currentIndexChanged.connect(self._update)
         self.source.setToolTip("where the kernel (PSF) comes from; it must be the blur of the image")
@@ -163,6 +186,7 @@ class KernelPicker(QWidget):
         self.preview.setStyleSheet("background: black;")
         self.caption = QLabel()
         self.caption.setWordWrap(True)
+        self.preview.setToolTip("the kernel (maximum projection for a 3D PSF)")
 
         top = QFormLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -180,12 +204,37 @@ class KernelPicker(QWidget):
         layout.addLayout(left, stretch=1)
         layout.addLayout(right)
 
+        # as tall as its content (its stretches would otherwise make it take the space of the whole form)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
         # a kernel layer in the viewer (e.g. from the sample data) is the most likely intent
         if self.layer.value is not None and looks_like_kernel(self.layer.value):
             self.source.setCurrentText("Layer")
         self._update()
 
     # -- public
+    def follow_image(self, image: Any) -> None:
+        """The kernel is for ``image``: pick the kernel layer it records (the samples link them); a kernel
+        layer recorded for another image is not kept (another kernel layer, or none, is picked)."""
+        self._image = image
+        current = self.layer.value
+        linked = [layer for layer in self.layer.candidates() if kernel_matches(image, layer) is True]
+        if (linked and current not in linked) or (current is not None and self._score(current) < 0):
+            self.layer.pick_default()
+        self._update()
+
+    def mismatch(self) -> str:
+        """A warning when the kernel layer was recorded for another image than the chosen one, else ""."""
+        if self.source.currentText() != "Layer":
+            return ""
+        image, kernel = self._image, self.layer.value
+        if kernel_matches(image, kernel) is False:
+            owners = [layer.name for layer in owner_images(kernel, self._viewer)]
+            made_for = f" (it was made for {', '.join(map(repr, owners))})" if owners else ""
+            return (f"the kernel layer {kernel.name!r} is not the blur recorded for {image.name!r}{made_for}: "
+                    "the result will be wrong unless both images share that blur")
+        return ""
+
     def spec(self) -> str:
         """Short description: a ``kernel_from_spec`` string, a layer name or a file name."""
         source = self.source.currentText()
@@ -235,6 +284,16 @@ class KernelPicker(QWidget):
             self._spins[label][name].setValue(value)
 
     # -- private
+    def _score(self, layer: Any) -> float:
+        """How much ``layer`` suits as the kernel of the current image: 3 the image's recorded kernel,
+        1 another kernel layer, 0 any image, -1 a kernel recorded for another image (never by default)."""
+        match = kernel_matches(self._image, layer)
+        if match is True:
+            return 3.0
+        if match is False or (self._image is not None and owner_images(layer, self._viewer)):
+            return -1.0
+        return 1.0 if looks_like_kernel(layer) else 0.0
+
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Kernel file", "", "Kernels (*.png *.tif *.tiff *.npy *.npz *.mat);;All files (*)"
@@ -249,9 +308,13 @@ class KernelPicker(QWidget):
         except Exception as error:  # shown in the caption: the user fixes it before running
             self.preview.clear()
             self.caption.setText(f"<span style='color:#e66'>{describe_error(error)}</span>")
-            self.preview.setToolTip("")
+            self.preview.setToolTip("no usable kernel: see the message below")
         else:
             self.preview.setPixmap(kernel_thumbnail(k))
-            self.caption.setText("×".join(map(str, k.shape)))
+            warning = self.mismatch()
+            size = "×".join(map(str, k.shape))
+            self.caption.setText(f"{size}<br><span style='color:#e90'>not this image's kernel</span>"
+                                 if warning else size)
+            self.caption.setToolTip(warning)
             self.preview.setToolTip(self.spec())
         self.changed.emit()

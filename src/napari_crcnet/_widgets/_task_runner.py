@@ -6,8 +6,11 @@ The job is a generator; Cancel stops it at its next yield or where the core next
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from napari.qt.threading import create_worker
@@ -49,6 +52,8 @@ class TaskRunner(QWidget):
         self.cancel_button = QPushButton(cancel_text)
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setToolTip("stop the running job at its next step; nothing is added to the viewer")
+        self.bar.setToolTip("progress of the running job")
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.bar, stretch=1)
@@ -134,8 +139,14 @@ class TaskRunner(QWidget):
 
     def _on_warning(self, show_warning_args: tuple) -> None:
         # The core's warnings (a model outside its trained noise range, a kernel wider than it saw...)
-        # are caught in the worker thread; napari's worker does not relay them, so the runner does.
-        notify_warning(self._prefix() + str(show_warning_args[0]))
+        # are caught in the worker thread; napari's worker does not relay them, so the runner does. Its
+        # catch_warnings is process-wide: warnings raised meanwhile elsewhere (napari, vispy, the GUI
+        # thread) land here too: they are printed to stderr as Python would, not shown as ours. (Not
+        # warnings.showwarning: while the job runs, that is the worker's relay, which would call us again.)
+        if is_our_warning(show_warning_args):
+            notify_warning(self._prefix() + str(show_warning_args[0]))
+        else:
+            sys.stderr.write(warnings.formatwarning(*show_warning_args[:4]))
 
     def _on_aborted(self) -> None:
         self.outcome = "cancelled"
@@ -148,6 +159,18 @@ class TaskRunner(QWidget):
         self.bar.setTextVisible(False)
         self.cancel_button.setEnabled(False)
         self.finished.emit()
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # src/napari_crcnet
+
+
+def is_our_warning(show_warning_args: tuple) -> bool:
+    """True for a warning raised by this plugin's code (its ``filename`` lies in the package): the
+    ``(message, category, filename, lineno, ...)`` arguments of :func:`warnings.showwarning`."""
+    try:
+        return Path(str(show_warning_args[2])).resolve().is_relative_to(_PACKAGE)
+    except (IndexError, OSError, ValueError):
+        return False
 
 
 def _stop_at_yields(job: Job, progress: ProgressCallback, event: threading.Event) -> Generator[Any, None, Any]:

@@ -9,16 +9,25 @@ input (scale, translate, metadata, colormap and contrast copied). The input laye
 
 Layers added (``<image>`` is the input layer's name):
 
-* ``<image> · MMSE σ=0.003`` (or ``IRD σ=… N=…``, ``hyper-Laplacian λ=… α=…``, ``CRCNet <model>``): the
-  result. Running the same method on the same input again updates this layer instead of adding one.
-* IRD, hidden: ``<image> · IRD residues``, the residues ``conj(K) (σ' - |K|²)^n B`` for the chosen ``n``
-  stacked on a new first axis (the ``n`` slider; the layer's metadata lists the ``n``), and
-  ``<image> · IRD partial sums``, their running sums ``Σ_{m≤n}`` (= IRD with ``n`` iterations).
-  With ``n = 0..N`` the residues sum to the IRD result.
-* CRCNet, hidden: ``<image> · CRCNet units``, the outputs ``inter_1..inter_N`` of the Residual Units
+* ``MMSE σ=0.003 · <image>`` (or ``IRD σ=… N=…``, ``hyper-Laplacian λ=… α=…``, ``CRCNet <model>``): the
+  result, method first so that it stays readable in a narrow layer list. Running the same method on the
+  same input again updates this layer instead of adding one. "all slices / frames" and "current step
+  only" each have their own layer (``… · <image> [z=7]``): one never overwrites the other.
+* IRD, hidden: ``IRD residues · <image>``, the residues ``conj(K) (σ' - |K|²)^n B`` for the chosen ``n``
+  stacked on a new first axis (the ``n`` slider), and ``IRD partial sums · <image>``, their running sums
+  ``Σ_{m≤n}`` (= IRD with ``n`` iterations). With ``n = 0..N`` the residues sum to the IRD result.
+* CRCNet, hidden: ``CRCNet units · <image>``, the outputs ``inter_1..inter_N`` of the Residual Units
   (the network's learned residues). Unit ``i`` has a different number of channels (RGB paper net:
   3, 6, 12, 24, 48, 96), so each unit is shown as the mean over its channels (and over the colour
   channels for RGB input), stacked with the unit index as the first (slider) axis.
+
+Stack display: the slider of a stack counts entries 0, 1, 2, ...; the viewer's text overlay says what the
+shown entry stands for (``IRD residues · cell: n = 50``), from ``metadata["napari_crcnet"]["slider"]``
+(``values``: the n or unit of each entry). The data are the true values (the status bar reads them); only
+the contrast follows the entry shown: residues and units shrink by orders of magnitude with n, so each
+entry gets its own robust contrast range (``slider["limits"]``, see
+:class:`~napari_crcnet._widgets._residues.StackReadout`). Partial sums keep the input's contrast: they
+are images on the input's scale.
 """
 
 from __future__ import annotations
@@ -35,7 +44,6 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -48,15 +56,17 @@ from .._progress import ProgressCallback
 from ..operators import BOUNDARIES, DEFAULT_BOUNDARY
 from ._kernel_picker import KernelPicker
 from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
-from ._layers import LayerInput, display_limits, layer_input, show_result
+from ._layers import METADATA_KEY, LayerInput, display_limits, layer_input, show_result
+from ._layout import Collapsible, compact_combo, hbox, scrolled, vbox
 from ._model_list import model_events, refill_model_combo
-from ._notify import notify_error
-from ._residues import parse_int_list, robust_limits
+from ._notify import Notifier
+from ._residues import SLIDER_KEY, StackReadout, parse_int_list, slice_limits
 from ._task_runner import TaskRunner, call_with_progress
 
 METHODS = ("MMSE", "IRD", "hyper-Laplacian", "CRCNet")
 DEVICES = ("auto", "cpu", "cuda")
 SCOPES = ("all slices / frames", "current step only")
+TITLE = "Deblur"
 ALPHAS = (("2/3", 2 / 3), ("1/2", 0.5), ("4/5", 0.8), ("1 (TV)", 1.0))
 DEFAULT_RESIDUES = "0, 1, 2, 5, 10, 50"
 FILE_ITEM = "from file…"
@@ -95,13 +105,17 @@ class DeblurWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self._results: dict[tuple[int, str], tuple[Image, Image]] = {}
+        self.notes = Notifier(TITLE)
+        self._results: dict[tuple[int, str, bool], tuple[Image, Image]] = {}
 
         self.image = LayerCombo(
             napari_viewer, exclude=lambda layer: looks_like_kernel(layer) or is_plugin_output(layer)
         )
         self.image.setToolTip("the blurred image (gray, RGB, stack or time series); it is never modified")
+        compact_combo(self.image)
         self.kernel = KernelPicker(napari_viewer)
+        self.kernel.follow_image(self.image.value)
+        self.image.currentIndexChanged.connect(lambda *_: self.kernel.follow_image(self.image.value))
 
         self.method = QComboBox()
         self.method.addItems(METHODS)
@@ -123,6 +137,9 @@ class DeblurWidget(QWidget):
         self.iterations.setToolTip("IRD iterations N (the closed form costs the same for any N)")
         self.residues = QCheckBox("add residue layers (hidden)")
         self.residues.setChecked(True)
+        self.residues.setToolTip(
+            "also add the residues n and their partial sums as two hidden stacks (n on the slider)"
+        )
         self.residue_ns = QLineEdit(DEFAULT_RESIDUES)
         self.residue_ns.setToolTip("residue indices n, e.g. '0, 1, 2, 5, 10, 50' or '0-20'")
 
@@ -131,18 +148,22 @@ class DeblurWidget(QWidget):
         self.alpha = QComboBox()
         for text, value in ALPHAS:
             self.alpha.addItem(text, value)
+        self.alpha.setToolTip("exponent α of the gradient prior Σ|∇x|^α: 2/3 or 1/2 for photos, 1 is total variation")
 
         # CRCNet
         self.model = QComboBox()
         self.model.setToolTip("trained models (shipped and in the user models folder) or a .safetensors file")
+        compact_combo(self.model)
         self.refresh_button = QPushButton("↻")
         self.refresh_button.setMaximumWidth(30)
         self.refresh_button.setToolTip("re-read the models folders")
         self.refresh_button.clicked.connect(self.refresh_models)
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText("model .safetensors")
+        self.model_path.setToolTip("a CRCNet model file (.safetensors) that is not in the list")
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
+        browse.setToolTip("choose a model file")
         browse.clicked.connect(self._browse_model)
         self.noise = _auto_spin(
             2, 50.0, 0.1, "noise std of the image, in % of its range, for models that take it (the any-kernel "
@@ -150,6 +171,9 @@ class DeblurWidget(QWidget):
         )
         self.units = QCheckBox("add unit outputs (hidden)")
         self.units.setChecked(True)
+        self.units.setToolTip(
+            "also add the outputs of the network's Residual Units (its learned residues) as a hidden stack"
+        )
         self.force = QCheckBox("apply to another kernel anyway (force)")
         self.force.setToolTip("a model only undoes the blur it was trained for; by default another kernel is refused")
 
@@ -160,6 +184,7 @@ class DeblurWidget(QWidget):
         self.boundary.setToolTip("how the image is extended before the FFT (taper rings least)")
         self.device = QComboBox()
         self.device.addItems(DEVICES)
+        self.device.setToolTip("where to compute: auto uses a CUDA GPU when there is one, else the CPU")
         self.scope = QComboBox()
         self.scope.addItems(SCOPES)
         self.scope.setToolTip(
@@ -167,45 +192,58 @@ class DeblurWidget(QWidget):
             "(the result then sits on that step)"
         )
         self.run_button = QPushButton("Deblur")
+        self.run_button.setToolTip("deblur the image in the background; the result is added as a new layer")
         self.run_button.clicked.connect(self.run)
         self.runner = TaskRunner()
         self.runner.started.connect(lambda: self.run_button.setEnabled(False))
         self.runner.finished.connect(lambda: self.run_button.setEnabled(True))
 
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 4, 0)
         form = QFormLayout()
+        self.advanced = Collapsible("Advanced")
         self._rows: dict[str, tuple[QLabel, QWidget]] = {}
 
-        def row(key: str, label: str, widget: QWidget) -> None:
+        def row(key: str, label: str, widget: QWidget, where: QFormLayout = form) -> None:
             text = QLabel(label)
-            form.addRow(text, widget)
+            if label:
+                where.addRow(text, widget)
+            else:  # a row of check boxes: the whole width, so that their text does not widen the dock
+                where.addRow(widget)
             self._rows[key] = (text, widget)
 
         row("image", "image", self.image)
         form.addRow(self.kernel)
         row("method", "method", self.method)
-        row("sigma", "σ", _hbox(self.sigma, self.estimate))
+        row("sigma", "σ", hbox(self.sigma, self.estimate))
         row("iterations", "iterations N", self.iterations)
-        row("residues", "residues n", _vbox(self.residues, self.residue_ns))
-        row("lam", "λ", _hbox(self.lam, _clone_button(self.estimate, self.estimate_parameters)))
+        row("residues", "", self.residues)
+        row("residue_ns", "residues n", self.residue_ns)
+        row("lam", "λ", hbox(self.lam, _clone_button(self.estimate, self.estimate_parameters)))
         row("alpha", "α", self.alpha)
-        row("model", "model", _hbox(self.model, self.refresh_button))
-        row("model_path", "model file", _hbox(self.model_path, browse))
-        row("noise", "noise", _hbox(self.noise, _clone_button(self.estimate, self.estimate_parameters)))
-        row("units", "units", _vbox(self.units, self.force))
-        row("boundary", "boundary", self.boundary)
-        row("device", "device", self.device)
+        row("model", "model", hbox(self.model, self.refresh_button))
+        row("model_path", "model file", hbox(self.model_path, browse))
+        row("noise", "noise", hbox(self.noise, _clone_button(self.estimate, self.estimate_parameters)))
+        row("units", "", vbox(self.units, self.force))
         row("scope", "stacks", self.scope)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.run_button)
-        layout.addWidget(self.runner)
-        layout.addStretch()
+        row("boundary", "boundary", self.boundary, self.advanced.form)
+        row("device", "device", self.device, self.advanced.form)
+        column.addLayout(form)
+        column.addWidget(self.advanced)
+        column.addStretch()
+        self.scroll = scrolled(self, content, self.run_button, self.runner)
+
+        self._readout = StackReadout(napari_viewer, METADATA_KEY)  # "n = 50" over the canvas, per-n contrast
+        readout = self._readout
+        self.destroyed.connect(lambda *_: readout.disconnect())
 
         self.method.currentTextChanged.connect(self._show_rows)
         self.model.currentTextChanged.connect(self._show_rows)
         self._model_picked = False  # the user chose a model: stop matching the default to the image
         self.model.activated.connect(self._on_model_picked)
         self.image.currentIndexChanged.connect(self._match_default_model)
+        self.image.currentIndexChanged.connect(self._show_rows)
         model_events.changed.connect(self.refresh_models)
         self.refresh_models()
         self._show_rows()
@@ -217,6 +255,7 @@ class DeblurWidget(QWidget):
             "sigma": method in ("MMSE", "IRD"),
             "iterations": method == "IRD",
             "residues": method == "IRD",
+            "residue_ns": method == "IRD",
             "lam": method == "hyper-Laplacian",
             "alpha": method == "hyper-Laplacian",
             "model": method == "CRCNet",
@@ -224,10 +263,16 @@ class DeblurWidget(QWidget):
             "noise": method == "CRCNet",
             "units": method == "CRCNet",
             "boundary": method != "CRCNet",  # a model uses the boundary it was trained with
+            "scope": self._has_steps(),
         }
         for key, show in visible.items():
             for widget in self._rows[key]:
                 widget.setVisible(show)
+
+    def _has_steps(self) -> bool:
+        """True when the image has axes before Y, X (z, time): "all slices" or "current step" matters."""
+        layer = self.image.value
+        return layer is not None and layer.ndim - (1 if layer.rgb else 0) > 2
 
     def refresh_models(self, *args: Any) -> None:
         """Re-read the model list (shipped + user folder, see :func:`napari_crcnet.models.store.list_models`)."""
@@ -282,18 +327,18 @@ class DeblurWidget(QWidget):
 
         layer = self.image.value
         if layer is None:
-            notify_error("choose an image layer first")
+            self.notes.error("choose an image layer first")
             return
         try:
             source = layer_input(layer, self.viewer, 2, current_step=True)
             noise = deconv.estimate_noise(source.data, channel_axis=source.channel_axis)
         except ValueError as error:
-            notify_error(str(error))
+            self.notes.failed(error)
             return
         self.sigma.setValue(deconv.suggest_sigma(noise))
         self.lam.setValue(hyperlaplacian.suggest_lambda(noise))
         self.noise.setValue(100 * noise)
-        self.estimate.setToolTip(f"noise std ≈ {noise:.4f} (image in [0, 1] units)")
+        self.estimate.setToolTip(f"noise std ≈ {100 * noise:.2f} % of the image range")
 
     # ------------------------------------------------------------------------------- running
     def run(self) -> Any:
@@ -303,9 +348,12 @@ class DeblurWidget(QWidget):
         try:
             layer, job = self._prepare()
         except Exception as error:  # bad kernel, wrong dimensions...: a notification, nothing changes
-            notify_error(f"Deblur: {error}" if not isinstance(error, ValueError) else str(error))
+            self.notes.failed(error)
             return None
-        return self.runner.start(job, lambda outcome: self._show(layer, outcome), title="Deblur")
+        mismatch = self.kernel.mismatch()
+        if mismatch:  # the user may mean it (two images with one blur): say so, and run
+            self.notes.warning(mismatch)
+        return self.runner.start(job, lambda outcome: self._show(layer, outcome), title=TITLE)
 
     def _prepare(self) -> tuple[Image, Any]:
         from .. import kernels
@@ -327,9 +375,14 @@ class DeblurWidget(QWidget):
         sigma = self.sigma.value() or None
         if method == "MMSE":
             return layer, _mmse_job(source, kernel, sigma, options, info)
+        all_steps = self._has_steps() and not source.step
         if method == "IRD":
             ns = parse_int_list(self.residue_ns.text()) if self.residues.isChecked() else []
-            _check_stack_size(2 * len(ns) * source.data.size * 4, f"{len(ns)} residues and partial sums")
+            _check_stack_size(
+                2 * len(ns) * source.data.size * 4, f"{len(ns)} residues and partial sums",
+                'choose fewer n in "residues n" or untick "add residue layers"'
+                + (', or choose "current step only"' if all_steps else ""),
+            )
             return layer, _ird_job(source, kernel, sigma, self.iterations.value(), ns, options, info)
         if method == "hyper-Laplacian":
             lam = self.lam.value() or None
@@ -341,49 +394,55 @@ class DeblurWidget(QWidget):
         options["force"] = self.force.isChecked()
         options["noise"] = self.noise.value() / 100 or None
         if self.units.isChecked():  # the core holds every unit output (63 planes per colour channel, paper net)
-            _check_stack_size(_unit_planes(model) * source.data.size * 4, "the CRCNet unit outputs")
+            _check_stack_size(
+                _unit_planes(model) * source.data.size * 4, "the CRCNet unit outputs",
+                'untick "add unit outputs" (the result alone needs far less)'
+                + (', or choose "current step only"' if all_steps else ", or deblur a smaller crop of the image"),
+            )
         return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)
 
     def _show(self, layer: Image, outcome: Outcome) -> None:
         source = outcome.source
-        suffix = f" [{source.step}]" if source.step else ""
-        self._put(layer, outcome.info["method"], outcome.data, source, f"{outcome.label}{suffix}", outcome.info)
+        self._put(layer, outcome.info["method"], outcome.data, source, outcome.label, outcome.info)
         for role, data, stack_label, extra in outcome.stacks:
-            limits = display_limits(layer) if role.endswith("partial sums") else robust_limits(data)
+            slider = extra.get(SLIDER_KEY, {})
+            limits = display_limits(layer)
+            if slider.get("limits"):  # the entry the slider shows now; the readout follows the slider
+                limits = tuple(slider["limits"][0])
             # a stack with one axis more than the result keeps its colours; fewer (unit means) is gray
             rgb = None if data.ndim == outcome.data.ndim + 1 else False
             self._put(
-                layer, role, data, source, f"{role}{suffix}", {**outcome.info, **extra},
+                layer, role, data, source, role, {**outcome.info, **extra},
                 stack_label=stack_label, visible=False, contrast_limits=limits, rgb=rgb,
             )
+        self._readout.update()
 
     def _put(self, layer: Image, role: str, data: np.ndarray, source: LayerInput, label: str,
              info: dict[str, Any], **options: Any) -> Image:
-        key = (id(layer), role)
+        key = (id(layer), role, bool(source.step))  # "all" and "current step" each have their layer
         previous = None
         if key in self._results and self._results[key][0] is layer:
             previous = self._results[key][1]
+        suffix = f" [{source.step}]" if source.step else ""
         result = show_result(
-            self.viewer, previous, data, source, name=f"{layer.name} · {label}", info={**info, "role": role},
-            **options,
+            self.viewer, previous, data, source, name=f"{label} · {layer.name}{suffix}",
+            info={**info, "role": role}, **options,
         )
         self._results[key] = (layer, result)
         return result
 
-    def result_layer(self, layer: Image, role: str) -> Image | None:
-        """The layer holding ``role`` (a method name, "IRD residues", ...) for the input ``layer``."""
-        entry = self._results.get((id(layer), role))
+    def result_layer(self, layer: Image, role: str, current_step: bool = False) -> Image | None:
+        """The layer holding ``role`` (a method name, "IRD residues", ...) for the input ``layer``, from a
+        run on all slices or (``current_step``) on the current step only."""
+        entry = self._results.get((id(layer), role, current_step))
         if entry is None or entry[0] is not layer or entry[1] not in self.viewer.layers:
             return None
         return entry[1]
 
 
-def _check_stack_size(nbytes: int, what: str) -> None:
+def _check_stack_size(nbytes: int, what: str, remedy: str) -> None:
     if nbytes > MAX_STACK_BYTES:
-        raise ValueError(
-            f"{what} would take {nbytes / 1024**3:.1f} GB of memory: choose fewer n, untick them, "
-            "or use 'current step only'"
-        )
+        raise ValueError(f"{what} would take {nbytes / 1024**3:.1f} GB of memory: {remedy}")
 
 
 # ------------------------------------------------------------------------------- jobs (worker thread)
@@ -427,8 +486,9 @@ def _ird_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, n_iter
                 residues[i], sums[i] = residue, partial
                 yield (i + 2, len(ns) + 1)
             outcome.stacks = [
-                ("IRD residues", residues, "n", {"n": ns}),
-                ("IRD partial sums", sums, "n", {"n": ns}),
+                ("IRD residues", residues, "n",
+                 {"n": ns, SLIDER_KEY: {"label": "n", "values": ns, "limits": slice_limits(residues)}}),
+                ("IRD partial sums", sums, "n", {"n": ns, SLIDER_KEY: {"label": "n", "values": ns}}),
             ]
         return outcome
 
@@ -482,7 +542,9 @@ def _crcnet_job(source: LayerInput, kernel: np.ndarray, model: str, units: bool,
             plain_ndim = source.data.ndim - (source.channel_axis is not None)
             rgb = source.channel_axis is not None
             stack = np.stack([unit_display(u, plain_ndim, rgb) for u in result[1]]).astype(np.float32)
-            extra = {"units": list(range(1, len(stack) + 1)), "unit_display": "mean over channels"}
+            numbers = list(range(1, len(stack) + 1))
+            extra = {"units": numbers, "unit_display": "mean over channels",
+                     SLIDER_KEY: {"label": "unit", "values": numbers, "limits": slice_limits(stack)}}
             outcome.stacks = [("CRCNet units", stack, "unit", extra)]
         return outcome
 
@@ -490,16 +552,6 @@ def _crcnet_job(source: LayerInput, kernel: np.ndarray, model: str, units: bool,
 
 
 # ------------------------------------------------------------------------------- small Qt helpers
-def _box(layout_type: type, *widgets: QWidget) -> QWidget:
-    """A margin-less container laying ``widgets`` out with ``layout_type`` (QHBoxLayout or QVBoxLayout)."""
-    box = QWidget()
-    layout = layout_type(box)
-    layout.setContentsMargins(0, 0, 0, 0)
-    for widget in widgets:
-        layout.addWidget(widget)
-    return box
-
-
 def _auto_spin(decimals: int, maximum: float, step: float, tooltip: str, suffix: str = "") -> QDoubleSpinBox:
     """A spin box from 0 to ``maximum`` whose 0 reads "auto" (the core then chooses the value)."""
     spin = QDoubleSpinBox()
@@ -510,14 +562,6 @@ def _auto_spin(decimals: int, maximum: float, step: float, tooltip: str, suffix:
     spin.setSpecialValueText("auto")
     spin.setToolTip(tooltip)
     return spin
-
-
-def _hbox(*widgets: QWidget) -> QWidget:
-    return _box(QHBoxLayout, *widgets)
-
-
-def _vbox(*widgets: QWidget) -> QWidget:
-    return _box(QVBoxLayout, *widgets)
 
 
 def _clone_button(button: QPushButton, slot: Any) -> QPushButton:

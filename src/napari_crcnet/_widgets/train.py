@@ -12,7 +12,12 @@ go to its ``checkpoints/`` subfolder.
 Preview: on every checkpoint the trainer reports (every :data:`CHECKPOINT_EVERY_S` seconds, on stop and
 at the end) the checkpointed network is applied, in the training thread, to the centre
 (:data:`PREVIEW_SIZE` pixels at most per side) of the shown slice of the chosen preview layer; the result
-is shown as a layer ``<layer> · CRCNet preview (training)`` placed over that crop.
+is shown as a layer ``CRCNet preview (training) · <layer>`` placed over that crop. The preview layer
+defaults to a blurred image: the one whose recorded kernel is the chosen kernel layer, else any layer the
+sample data marked as blurred (not the top layer, which is often a sharp training image).
+
+Rarely changed options (network, start from, batch, crop, validate every, device, resume) sit in a
+collapsed "Advanced" section; the form scrolls, so the Deblur and Train docks fit a small screen.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -44,11 +48,11 @@ from qtpy.QtWidgets import (
 
 from .._progress import ProgressCallback
 from ._kernel_picker import KernelPicker
-from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
+from ._layer_pickers import LayerCombo, is_plugin_output, kernel_matches, looks_like_kernel, recorded_kernel
 from ._layers import LayerInput, layer_input, show_result
-from ._layout import fit_to_current_page
+from ._layout import Collapsible, compact_combo, fit_to_current_page, hbox, scrolled
 from ._model_list import model_events, refill_model_combo
-from ._notify import notify_error, notify_info
+from ._notify import Notifier
 from ._task_runner import TaskRunner
 
 #: Architectures offered: label -> ``TrainConfig.model`` value.
@@ -63,6 +67,7 @@ CHANNELS = {"RGB (3 channels)": 3, "gray (1 channel)": 1}
 CHECKPOINT_EVERY_S = 60.0
 PREVIEW_SIZE = 256
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+TITLE = "Train"
 
 
 class _Messages(QObject):
@@ -78,6 +83,7 @@ class TrainWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
+        self.notes = Notifier(TITLE)
         self._preview_layer: Image | None = None
         self.history: list[dict] = []  # validation records of the current run
         self.last_result: Any = None
@@ -86,16 +92,15 @@ class TrainWidget(QWidget):
 
         self.source = QComboBox()
         self.source.addItems(IMAGE_SOURCES)
+        self.source.setToolTip("where the sharp training images come from: a folder, or image layers you tick")
         self.folder = QLineEdit()
         self.folder.setPlaceholderText("folder of sharp images (PNG, JPG, TIFF)")
+        self.folder.setToolTip("a folder of sharp images (PNG, JPG, TIFF); they are blurred with the kernel")
         browse = QPushButton("…")
         browse.setMaximumWidth(30)
+        browse.setToolTip("choose the folder of sharp training images")
         browse.clicked.connect(self._browse_folder)
-        folder_row = QWidget()
-        row = QHBoxLayout(folder_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.folder)
-        row.addWidget(browse)
+        folder_row = hbox(self.folder, browse)
         self.layers = QListWidget()
         self.layers.setMaximumHeight(90)
         self.layers.setToolTip("sharp images to train on (every slice/frame of a stack is an image)")
@@ -111,48 +116,63 @@ class TrainWidget(QWidget):
 
         self.channels = QComboBox()
         self.channels.addItems(list(CHANNELS))
+        self.channels.setToolTip("colour (RGB) or gray model; ticked gray layers suggest gray, RGB layers RGB")
         self.noise = QDoubleSpinBox()
-        self.noise.setDecimals(4)
-        self.noise.setRange(0.0, 0.5)
-        self.noise.setSingleStep(0.005)
-        self.noise.setValue(0.01)
-        self.noise.setToolTip("std of the Gaussian noise of your blurred images, [0, 1] units (0.01 = 1 %)")
+        self.noise.setDecimals(2)
+        self.noise.setRange(0.0, 50.0)
+        self.noise.setSingleStep(0.5)
+        self.noise.setValue(1.0)
+        self.noise.setSuffix(" %")
+        self.noise.setToolTip("noise std of your blurred images, in % of the image range (as in the Deblur widget)")
         self.iterations = QSpinBox()
         self.iterations.setRange(1, 10_000_000)
         self.iterations.setValue(2000)
+        self.iterations.setToolTip("training steps; Stop ends earlier and still saves the model")
         self.network = QComboBox()
         self.network.addItems(list(NETWORKS))
+        self.network.setToolTip("the network architecture to train (ignored when starting from a model)")
+        compact_combo(self.network)
         self.batch = QSpinBox()
         self.batch.setRange(1, 256)
         self.batch.setValue(8)
+        self.batch.setToolTip("image crops per training step")
         self.crop = QSpinBox()
         self.crop.setRange(16, 1024)
         self.crop.setValue(64)
         self.crop.setSuffix(" px")
+        self.crop.setToolTip("side of the training crops")
         self.val_every = QSpinBox()
         self.val_every.setRange(0, 1_000_000)
         self.val_every.setValue(250)
         self.val_every.setToolTip("validate (PSNR of the model and of MMSE) every this many iterations")
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
+        self.device.setToolTip("where to train: auto uses a CUDA GPU when there is one, else the CPU")
         self.name = QLineEdit("my-crcnet")
         self.name.setToolTip("model name (letters, digits, - _ . +); saved in the user models folder")
         self.resume = QCheckBox("resume from its checkpoint")
         self.resume.setChecked(True)
+        self.resume.setToolTip("continue a stopped training of this model name from its checkpoint")
         self.start_from = QComboBox()
         self.start_from.setToolTip(
             "start from a trained model's weights (and its architecture, with the default network) instead of "
             "from scratch: a model for a similar kernel, or one trained for any kernel, gets there sooner"
         )
+        compact_combo(self.start_from)
         self.refresh_start_models()
         model_events.changed.connect(self.refresh_start_models)
         self.preview_layer = LayerCombo(
-            napari_viewer, exclude=lambda layer: looks_like_kernel(layer) or is_plugin_output(layer)
+            napari_viewer, prefer=self._preview_score,
+            exclude=lambda layer: looks_like_kernel(layer) or is_plugin_output(layer),
         )
+        self.preview_layer.setToolTip("a blurred image to deblur with the network at each checkpoint")
+        compact_combo(self.preview_layer)
         self.preview = QCheckBox("preview on checkpoints")
         self.preview.setChecked(True)
+        self.preview.setToolTip("show the current network's result on the centre of the preview layer")
 
         self.train_button = QPushButton("Train")
+        self.train_button.setToolTip("train in the background; the model is saved to the user models folder")
         self.train_button.clicked.connect(self.run)
         self.runner = TaskRunner(cancel_text="Stop")
         self.runner.cancel_button.setToolTip("stop after the current step; the model trained so far is saved")
@@ -166,31 +186,44 @@ class TrainWidget(QWidget):
         self._messages.record.connect(self._on_record)
         self._messages.preview.connect(self._on_preview)
 
+        content = QWidget()
+        column = QVBoxLayout(content)
+        column.setContentsMargins(0, 0, 4, 0)
         form = QFormLayout()
         form.addRow(self.kernel)
         form.addRow("images", self.source)
         form.addRow(self.source_pages)
-        form.addRow("model channels", self.channels)
-        form.addRow("noise std", self.noise)
+        form.addRow("channels", self.channels)
+        form.addRow("noise", self.noise)
         form.addRow("iterations", self.iterations)
-        form.addRow("network", self.network)
-        form.addRow("start from", self.start_from)
-        form.addRow("batch", self.batch)
-        form.addRow("crop", self.crop)
-        form.addRow("validate every", self.val_every)
-        form.addRow("device", self.device)
         form.addRow("model name", self.name)
-        form.addRow("", self.resume)
         form.addRow("preview on", self.preview_layer)
         form.addRow("", self.preview)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.train_button)
-        layout.addWidget(self.runner)
-        layout.addWidget(self.status)
-        layout.addStretch()
+        self.advanced = Collapsible("Advanced")
+        advanced = self.advanced.form
+        advanced.addRow("network", self.network)
+        advanced.addRow("start from", self.start_from)
+        advanced.addRow("batch", self.batch)
+        advanced.addRow("crop", self.crop)
+        advanced.addRow("validate every", self.val_every)
+        advanced.addRow("device", self.device)
+        advanced.addRow("", self.resume)
+        column.addLayout(form)
+        column.addWidget(self.advanced)
+        column.addWidget(self.status)
+        column.addStretch()
+        self.scroll = scrolled(self, content, self.train_button, self.runner)
+        self.kernel.changed.connect(self.preview_layer.pick_default_if_unpicked)
 
     # ------------------------------------------------------------------------------- inputs
+    def _preview_score(self, layer: Image) -> float:
+        """Default preview layer: the image blurred by the chosen kernel layer (2), another blurred image
+        recorded by the sample data (1), else any (0, the active or top layer)."""
+        kernel = getattr(self, "kernel", None)
+        if kernel is not None and kernel.source.currentText() == "Layer" and kernel_matches(layer, kernel.layer.value):
+            return 2.0
+        return 1.0 if recorded_kernel(layer) or "blur" in layer.name.lower() else 0.0
+
     def refresh_start_models(self, *args: Any) -> None:
         """Re-read the models a run can start from (shipped + user folder)."""
         from ..models.store import kernel_label
@@ -278,7 +311,7 @@ class TrainWidget(QWidget):
             images=self._images(),
             channels=CHANNELS[self.channels.currentText()],
             model=NETWORKS[self.network.currentText()],
-            noise=self.noise.value(),
+            noise=self.noise.value() / 100,
             iterations=self.iterations.value(),
             batch=self.batch.value(),
             crop=self.crop.value(),
@@ -311,12 +344,12 @@ class TrainWidget(QWidget):
             config = self.config()
             preview = self._preview_source()
         except Exception as error:  # bad kernel, no images...: a notification, nothing starts
-            notify_error(str(error) if isinstance(error, ValueError) else f"Train: {error}")
+            self.notes.failed(error)
             return None
         self.history = []
         self.last_result = None
         self.status.setText(f"starting: {config.iterations} iterations → {config.output}")
-        return self.runner.start(_train_job(config, preview, self._messages), self._finished, title="Train")
+        return self.runner.start(_train_job(config, preview, self._messages), self._finished, title=TITLE)
 
     def stop(self) -> None:
         """Stop after the current step (the model trained so far is saved)."""
@@ -356,7 +389,7 @@ class TrainWidget(QWidget):
         data, source, step = payload
         self._preview_layer = show_result(
             self.viewer, self._preview_layer, data, source,
-            name=f"{source.layer.name} · CRCNet preview (training)",
+            name=f"CRCNet preview (training) · {source.layer.name}",
             info={"method": "CRCNet preview", "step": step, "model": self.name.text().strip()},
         )
 
@@ -365,7 +398,7 @@ class TrainWidget(QWidget):
         model_events.changed.emit()  # every Deblur widget re-reads its model list
         gain = result.metrics.get("validation", {}).get("gain_psnr")
         gain_text = f", validation gain over MMSE {gain:+.2f} dB" if gain is not None else ""
-        notify_info(
+        self.notes.info(
             f"CRCNet {result.card.get('name')!r} {'stopped' if result.stopped else 'trained'} "
             f"after {result.steps} steps{gain_text}; saved to {result.model_path}"
         )
