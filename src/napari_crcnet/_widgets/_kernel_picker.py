@@ -286,13 +286,14 @@ class KernelPicker(QWidget):
     # -- private
     def _score(self, layer: Any) -> float:
         """How much ``layer`` suits as the kernel of the current image: 3 the image's recorded kernel,
-        1 another kernel layer, 0 any image, -1 a kernel recorded for another image (never by default)."""
+        1 another kernel layer; never picked by default (-1): a kernel recorded for another image, or a
+        layer that does not look like a kernel (the user picks those in the list)."""
         match = kernel_matches(self._image, layer)
         if match is True:
             return 3.0
         if match is False or (self._image is not None and owner_images(layer, self._viewer)):
             return -1.0
-        return 1.0 if looks_like_kernel(layer) else 0.0
+        return 1.0 if looks_like_kernel(layer) else -1.0
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
