@@ -56,6 +56,7 @@ from .config import (
     run_model_config,
 )
 from .data import FamilySynthesizer, PairSynthesizer, RealisticSynthesizer, find_images, load_images
+from .distributed import local_device, start_processes
 from .evaluation import autocast, choose_mmse_sigma, evaluate
 from .inputs import NetworkInputs, mmse_filter
 from .log import TrainLog
@@ -146,7 +147,8 @@ class _Run:
         if config.threads:
             torch.set_num_threads(int(config.threads))
         self.config = config
-        self.device = resolve_device(config.device)
+        self.device = local_device(resolve_device(config.device))
+        self.procs = start_processes(self.device, config.batch)  # torchrun: one of several processes
         self.kernel = None if config.any_kernel else resolve_kernel(config.kernel)
         self.model_config = run_model_config(config)
         self.sha = family_sha256(config) if config.any_kernel else kernel_sha256(self.kernel)
@@ -163,13 +165,16 @@ class _Run:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.clipper = GradientClip(config.grad_clip, config.clip_factor)
-        self.logger = TrainLog(log, config.log_path)
+        main = self.procs.main  # only rank 0 logs and writes files
+        self.logger = TrainLog(log if main else None, config.log_path if main else None)
         self.checkpoint = Path(config.checkpoint) if config.checkpoint is not None else None
         self.step, self.elapsed_before, self.history_before, self.history = 0, 0.0, [], []
         self.sigma_scores: dict[str, float] = {}
         self.resumed = False
         self.baseline_sigma = None  # the best MMSE sigma, kept apart when the input uses another one
         self._start()
+        self.net = self.procs.wrap(self.model, self.device)
+        self.cancelled = False
         self.started = self.last_checkpoint = time.perf_counter()
 
     # ------------------------------------------------------------------------------------ set-up
@@ -226,6 +231,7 @@ class _Run:
             "event": "start", "step": self.step, "resumed": self.resumed, "iterations": config.iterations,
             "device": str(self.device), "amp": self.amp, "threads": torch.get_num_threads(),
             "kernel_sha256": self.sha, "mmse_sigma": self.mmse_sigma, "model_config": self.model_config.to_dict(),
+            "world_size": self.procs.world_size,
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
             "n_train_images": len(self.synthesizer),
             "validation": {"images": self.val_names, "note": self.val_note, "size": config.val_size},
@@ -235,14 +241,16 @@ class _Run:
     # ------------------------------------------------------------------------------------ the loop
     def loop(self, progress: ProgressCallback | None, stop_event: threading.Event | None) -> bool:
         """Train until the iterations are done or a stop; returns whether it stopped early. A
-        ``KeyboardInterrupt`` writes the checkpoint and is re-raised."""
+        ``KeyboardInterrupt`` writes the checkpoint and is re-raised. Under torchrun every process stops at
+        the same step (a stop on any one is shared)."""
         config = self.config
         window = {"loss": 0.0, "grad": 0.0, "count": 0, "skipped": 0, "clipped": 0,
                   "start": self.started, "step": self.step}
-        self.model.train()
+        self.net.train()
         try:
             while self.step < config.iterations:
-                if (stop_event is not None and stop_event.is_set()) or self._out_of_time():
+                asked = (stop_event is not None and stop_event.is_set()) or self._out_of_time() or self.cancelled
+                if self.procs.any(asked):
                     return self._stop("stop", stopped=True)
                 self._step(window)
                 self._log_window(window)
@@ -251,10 +259,11 @@ class _Run:
                 if self.checkpoint is not None and time.perf_counter() - self.last_checkpoint >= \
                         config.checkpoint_every_s:
                     self.write_checkpoint("periodic")
-                if progress is not None:
-                    progress(self.step, config.iterations)
-        except Cancelled:
-            return self._stop("stop", stopped=True)
+                if progress is not None and self.procs.main:
+                    try:
+                        progress(self.step, config.iterations)
+                    except Cancelled:
+                        self.cancelled = True  # stop before the next step, on every process
         except KeyboardInterrupt:
             self._stop("stop", stopped=True)
             self.logger({"event": "end", "step": self.step, "stopped": True, "reason": "KeyboardInterrupt"})
@@ -276,21 +285,23 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
         window["lr"] = rate
+        batch = config.batch // self.procs.world_size  # the global batch, split across processes
+        self.procs.seed_step(self.synthesizer, config.seed, self.step)
         if config.any_kernel:
-            blurred, clear, kernels, noise = self.synthesizer.sample_degraded(config.batch)
+            blurred, clear, kernels, noise = self.synthesizer.sample_degraded(batch)
         else:
-            (blurred, clear), kernels, noise = self.synthesizer.sample(config.batch), None, None
+            (blurred, clear), kernels, noise = self.synthesizer.sample(batch), None, None
         with torch.no_grad():
             net_input, _ = self.inputs(blurred, kernels, noise)
         if config.channels_last:
             net_input = net_input.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
-            out = self.model(net_input)
+            out = self.net(net_input)
         loss = crcnet_loss(out.float(), clear, alpha=config.alpha, gamma=config.gamma)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # under DDP the gradients are averaged over the processes here
         grad_norm, clipped = self.clipper(self.model.parameters())
-        loss_value = float(loss.detach())
+        loss_value = self.procs.mean(float(loss.detach()))
         if math.isfinite(loss_value) and math.isfinite(grad_norm):
             self.optimizer.step()
             window["loss"] += loss_value
@@ -318,6 +329,8 @@ class _Run:
         window.update(loss=0.0, grad=0.0, count=0, skipped=0, clipped=0, start=now, step=self.step)
 
     def validate(self) -> dict[str, Any]:
+        if not self.procs.main:
+            return {}
         record = evaluate(self.model, self.val_pairs, self.inputs, self.amp, self.config.channels_last)
         record = {"event": "val", "step": self.step, **record}
         self.history.append(record)
@@ -325,7 +338,7 @@ class _Run:
         return record
 
     def write_checkpoint(self, reason: str) -> None:
-        if self.checkpoint is None:
+        if self.checkpoint is None or not self.procs.main:
             return
         meta = {
             "step": self.step, "kernel_sha256": self.sha, "model_config": self.model_config.to_dict(),
@@ -354,7 +367,7 @@ class _Run:
         }}
         card = _merge(self.card(stopped, elapsed, metrics), self.config.card)
         model_path = None
-        if self.config.output is not None:
+        if self.config.output is not None and self.procs.main:
             from ..models.store import save_model
 
             card = save_model(self.config.output, self.model, card)
@@ -415,7 +428,7 @@ class _Run:
             "warmup": config.warmup, "grad_clip": config.grad_clip, "clip_factor": config.clip_factor,
             "loss": f"{config.alpha:g} * mean smoothL1 + {config.gamma:g} * (mean (dh)^2 + mean (dv)^2)",
             "seed": config.seed, "amp": self.amp, "device": str(self.device), "threads": torch.get_num_threads(),
-            "wall_time_s": round(elapsed, 1), "torch": torch.__version__,
+            "wall_time_s": round(elapsed, 1), "torch": torch.__version__, "world_size": self.procs.world_size,
             "mmse_sigma_search": self.sigma_scores,
             "baseline_mmse_sigma": self.baseline_sigma if self.baseline_sigma is not None else self.mmse_sigma,
         }
@@ -456,9 +469,12 @@ def train(
         Bad configuration, unreadable images, a checkpoint for another kernel or architecture.
     """
     run = _Run(config, log)
-    run.log_start()
-    stopped = run.loop(progress, stop_event)
-    return run.finish(stopped)
+    try:
+        run.log_start()
+        stopped = run.loop(progress, stop_event)
+        return run.finish(stopped)
+    finally:
+        run.procs.close()
 
 
 def _merge(base: dict, extra: dict) -> dict:
