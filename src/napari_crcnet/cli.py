@@ -8,15 +8,19 @@ Examples::
     crcnet kernel shake:21,seed=3 -o k.png
     crcnet demo -o demo-output
     crcnet train --kernel k.png --images clear_photos/ -o my-model.safetensors
+    crcnet deblur photo.png --method crcnet --model my-model -o out.png
 
-Bad input ends with one line on stderr and exit code 2, never a traceback.
+Bad input ends with one line on stderr and exit code 2, never a traceback; messages and warnings name the
+command's options (``--force``, ``--device cpu``), not the Python keywords behind them.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,13 +35,105 @@ class _Fail(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
-def _guess_channel_axis(image: np.ndarray, channel_axis: str) -> int | None:
-    """``auto``: the last axis is colour when it has 3 or 4 entries (RGB/RGBA) and the image is 3D or more."""
-    if channel_axis == "none":
+DESCRIPTION = (
+    "Non-blind deblurring of images blurred by a known kernel, with four methods: MMSE (closed-form Wiener "
+    "estimate), IRD (the CRCNet paper's Iterative Residual Deconvolution, with its residues), hyper-Laplacian "
+    "(Krishnan & Fergus 2009, sparse-gradient prior) and CRCNet (trained networks, shipped or your own: "
+    "crcnet train)."
+)
+
+EPILOG = """examples:
+  crcnet deblur blurred.tif --kernel psf.tif --method mmse -o sharp.tif
+  crcnet deblur photo.png --kernel motion:15,30 --method ird --iterations 200 --residues 0-5,10 -o out.png
+  crcnet deblur photo.png --kernel gaussian:2 --method hyper-laplacian -o out.png
+  crcnet deblur photo.png --method crcnet --kernel psf.tif --noise 0.01 -o out.png
+  crcnet kernel shake:21,seed=3 -o k.png
+  crcnet train --kernel k.png --images clear_photos/ -o my-model     # saved in your models folder
+  crcnet models
+  crcnet demo -o demo-output
+
+Each command has its own help: crcnet deblur --help, crcnet train --help. Bad input ends with one line on
+stderr and exit code 2."""
+
+#: Python keywords in messages from the library, and the option that says the same on the command line.
+_CLI_WORDS = (
+    (re.compile(r"\bforce=True\b"), "--force"),
+    (re.compile(r"\bdevice=['\"]?([\w:]+)['\"]?"), r"--device \1"),
+    (re.compile(r"\bkernel=(\.\.\.)?(?=[\s),;]|$)"), "--kernel"),
+    (re.compile(r"\bnoise=(?=[\s)]|$)"), "--noise"),
+    (re.compile(r"\bchannel_axis="), "--channel-axis "),
+    (re.compile(r"\bn_iter\b"), "--iterations"),
+)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default: written out by the help text itself when it says
+    "default", appended otherwise (``off`` for flags)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.required or not action.option_strings or action.default is argparse.SUPPRESS:
+            return text
+        if action.nargs == 0:
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+def cli_words(message: str) -> str:
+    """``message`` with the library's keyword advice (``force=True``, ``device='cpu'``) in option form."""
+    for pattern, option in _CLI_WORDS:
+        message = pattern.sub(option, message)
+    return message
+
+
+def _channel_axis(image: np.ndarray, channel_axis: str) -> int | None:
+    """``--channel-axis``: ``auto`` (the last axis is colour when it has 3 or 4 entries, RGB/RGBA, and the image
+    is 3D or more), ``none``, or an axis number within the image's axes."""
+    text = str(channel_axis).strip().lower()
+    if text == "none":
         return None
-    if channel_axis != "auto":
-        return int(channel_axis)
-    return -1 if image.ndim >= 3 and image.shape[-1] in (3, 4) else None
+    if text == "auto":
+        return -1 if image.ndim >= 3 and image.shape[-1] in (3, 4) else None
+    try:
+        axis = int(text)
+    except ValueError:
+        raise _Fail(f"--channel-axis must be auto, none or an axis number, not {channel_axis!r}") from None
+    if not -image.ndim <= axis < image.ndim:
+        raise _Fail(
+            f"--channel-axis {axis} is out of range: the image has shape {image.shape} "
+            f"(axes 0 to {image.ndim - 1}, or -{image.ndim} to -1)"
+        )
+    return axis
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Input a file, output a file name of a format that can be written, both before any work."""
+    from .io import IMAGE_EXTENSIONS, checked_suffix
+
+    source, target = Path(args.input), Path(args.output)
+    if source.is_dir():
+        raise _Fail(f"{source} is a directory; crcnet deblur takes one image file ({', '.join(IMAGE_EXTENSIONS)})")
+    if target.is_dir():
+        raise _Fail(f"-o {target} is a directory; give a file name, e.g. -o {target / (source.stem + '.tif')}")
+    try:
+        checked_suffix(target, (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"), "output",
+                       "supported for writing")
+    except ValueError as error:
+        raise _Fail(f"-o: {error}") from None
+
+
+def _residue_indices(args: argparse.Namespace) -> list[int]:
+    """``--residues``: IRD only; parsed with the Deblur widget's rules (lists and ranges such as ``0-20``)."""
+    if not args.residues:
+        return []
+    if args.method != "ird":
+        raise _Fail(f"--residues is for --method ird (the IRD residues n); --method {args.method} has none")
+    from .deconv import parse_indices
+
+    try:
+        return parse_indices(args.residues)
+    except ValueError as error:
+        raise _Fail(f"--residues: {error}") from None
 
 
 def _progress_printer(label: str):
@@ -61,15 +157,22 @@ def _progress_printer(label: str):
 def _load_kernel_arg(spec: str, correlation: bool) -> np.ndarray:
     from . import kernels
 
-    kernel = kernels.kernel_from_spec(spec)
+    try:
+        kernel = kernels.kernel_from_spec(spec)
+    except (ValueError, OSError) as error:
+        raise _Fail(f"--kernel: {error}") from None
     return kernels.from_correlation(kernel) if correlation else kernel
 
 
 def _deblur(args: argparse.Namespace) -> int:
     from . import deconv, io
 
+    _check_paths(args)
+    ns = _residue_indices(args)
+    if args.method != "crcnet" and not args.kernel:
+        raise _Fail(f"--kernel is required for --method {args.method}")
     image = io.read_image(args.input)
-    channel_axis = _guess_channel_axis(image, args.channel_axis)
+    channel_axis = _channel_axis(image, args.channel_axis)
     if channel_axis is not None and image.shape[channel_axis] == 4:
         image = np.take(image, [0, 1, 2], axis=channel_axis)  # RGBA: the alpha channel is not blurred
     common: dict[str, Any] = {"channel_axis": channel_axis, "device": args.device}
@@ -83,8 +186,6 @@ def _deblur(args: argparse.Namespace) -> int:
             progress=_progress_printer("crcnet"), **common,
         )
     else:
-        if not args.kernel:
-            raise _Fail(f"--kernel is required for --method {args.method}")
         kernel = _load_kernel_arg(args.kernel, args.correlation)
         common["boundary"] = args.boundary
         if args.method == "mmse":
@@ -97,8 +198,7 @@ def _deblur(args: argparse.Namespace) -> int:
             result = hyper_laplacian(
                 image, kernel, args.lam, args.alpha, progress=_progress_printer("hyper-laplacian"), **common
             )
-        if args.residues:
-            ns = [int(n) for n in args.residues.split(",")]
+        if ns:
             residues, sums = deconv.ird_residues(image, kernel, args.sigma, ns, **common)
             stem = Path(args.output)
             io.write_image(stem.with_name(stem.stem + "_residues.tif"), residues)
@@ -118,7 +218,7 @@ def _kernel(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .models.store import kernel_label, list_models
+    from .models.store import kernel_label, list_models, user_dir
 
     cards = list_models()
     if not cards:
@@ -128,6 +228,7 @@ def _models(args: argparse.Namespace) -> int:
         gain = card.get("metrics", {}).get("gain_over_mmse_db")
         gain_text = f", +{gain:.2f} dB over MMSE" if isinstance(gain, (int, float)) else ""
         print(f"{card['name']}: {card.get('description', '')} (kernel {shape}{gain_text}) [{card['path']}]")
+    print(f"(your models folder: {user_dir()}; `crcnet train -o NAME` saves there)")
     return 0
 
 
@@ -146,44 +247,63 @@ def _train(argv: Sequence[str]) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``crcnet`` argument parser (subcommands deblur, kernel, models, demo, train)."""
+    from .kernels import KERNEL_SPEC_HELP
     from .operators import BOUNDARIES, DEFAULT_BOUNDARY
 
-    parser = argparse.ArgumentParser(prog="crcnet", description="Non-blind deblurring: MMSE, IRD, CRCNet.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="crcnet", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("deblur", help="deblur an image with a known kernel")
-    p.add_argument("input", help="image file (TIFF, PNG, JPG, NPY)")
-    p.add_argument("-o", "--output", required=True, help="output file (TIFF keeps float32)")
-    p.add_argument("--kernel", help="kernel file or spec, e.g. psf.tif, gaussian:2, motion:15,30, shake:21,seed=3")
+    p = sub.add_parser("deblur", help="deblur an image with a known kernel (MMSE, IRD, hyper-Laplacian, CRCNet)",
+                       description=DESCRIPTION, epilog=KERNEL_SPEC_HELP, formatter_class=HelpFormatter)
+    p.add_argument("input", help="image file (TIFF, PNG, JPG, BMP, NPY, NPZ)")
+    p.add_argument("-o", "--output", required=True,
+                   help="output file: .tif keeps float32; .png/.jpg/.bmp are 8-bit; .npy as computed")
+    p.add_argument("--kernel",
+                   help="kernel file or spec, e.g. psf.tif, gaussian:2, motion:15,30, shake:21,seed=3 (see below); "
+                   "required except for --method crcnet (default: none)")
     p.add_argument("--correlation", action="store_true", help="the kernel file is correlation-oriented: flip it")
-    p.add_argument("--method", choices=METHODS, default="mmse")
-    p.add_argument("--sigma", type=float, default=None, help="MMSE/IRD noise balance (default: estimated)")
-    p.add_argument("--prior", choices=("laplacian",), default=None, help="MMSE smoothness prior")
+    p.add_argument("--method", choices=METHODS, default="mmse", help="deblurring method")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="MMSE/IRD noise balance in (0, 1] (default: from the image's estimated noise)")
+    p.add_argument("--prior", choices=("laplacian",), default=None,
+                   help="MMSE smoothness prior (default: none, the plain Wiener filter)")
     p.add_argument("--iterations", type=int, default=100, help="IRD iterations N")
-    p.add_argument("--residues", default="", help="IRD residues to write too, e.g. 0,1,2,5,10")
-    p.add_argument("--lam", type=float, default=None, help="hyper-Laplacian data weight (default: from noise)")
-    p.add_argument("--alpha", type=float, default=2 / 3, help="hyper-Laplacian exponent")
+    p.add_argument("--residues", default="",
+                   help="--method ird: also write the residues n and partial sums to OUTPUT_residues.tif and "
+                   "OUTPUT_partial_sums.tif, e.g. 0,1,2,5,10 or 0-20 (default: none)")
+    p.add_argument("--lam", type=float, default=None,
+                   help="hyper-Laplacian data weight > 0 (default: from the image's estimated noise)")
+    p.add_argument("--alpha", type=float, default=2 / 3, help="hyper-Laplacian exponent in (0, 2] (default: 2/3)")
     p.add_argument("--model", default=None,
                    help="CRCNet model: a shipped or user model name or a .safetensors file (default: the shipped "
                    "any-kernel model, for any kernel up to 31x31, or any-kernel-gray for a gray image when "
                    "installed; see `crcnet models`)")
     p.add_argument("--force", action="store_true", help="use a CRCNet model trained for another kernel")
     p.add_argument("--noise", type=float, default=None,
-                   help="noise std of the image, for CRCNet models that take it (default: the card's or estimated)")
-    p.add_argument("--boundary", choices=BOUNDARIES, default=DEFAULT_BOUNDARY)
-    p.add_argument("--channel-axis", default="auto", help="auto (RGB if the last axis has 3/4), none, or N")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+                   help="noise std of the image in [0, 1] units, for CRCNet models that take it (default: the "
+                   "model card's, else estimated)")
+    p.add_argument("--boundary", choices=BOUNDARIES, default=DEFAULT_BOUNDARY,
+                   help="how the image is extended beyond its edges before the FFT")
+    p.add_argument("--channel-axis", default="auto",
+                   help="colour axis: auto (the last axis when it has 3 or 4 entries), none, or an axis number")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")
     p.set_defaults(run=_deblur)
 
-    p = sub.add_parser("kernel", help="write a generated kernel to a file")
+    p = sub.add_parser("kernel", help="write a generated kernel to a file", epilog=KERNEL_SPEC_HELP,
+                       formatter_class=HelpFormatter)
     p.add_argument("spec", help="e.g. gaussian:2, disk:4, motion:15,30, shake:21,seed=3, gaussian3d:1.5,3")
-    p.add_argument("-o", "--output", required=True)
+    p.add_argument("-o", "--output", required=True, help="kernel file: .tif, .png (16-bit), .npy, .npz or .mat")
     p.set_defaults(run=_kernel)
 
-    p = sub.add_parser("models", help="list shipped and user CRCNet models")
+    p = sub.add_parser("models", help="list shipped and user CRCNet models", formatter_class=HelpFormatter,
+                       description="List the CRCNet models that --model NAME finds: your models folder "
+                       "($NAPARI_CRCNET_MODELS, default ~/.napari-crcnet/models; `crcnet train -o NAME` saves "
+                       "there), then the shipped ones.")
     p.set_defaults(run=_models)
 
-    p = sub.add_parser("demo", help="blur a sample photo and deblur it with every method")
+    p = sub.add_parser("demo", help="blur a sample photo and deblur it with every method",
+                       formatter_class=HelpFormatter)
     p.add_argument("-o", "--output", default="demo-output", help="folder for images, figure and table")
     p.add_argument("--size", type=int, default=256, help="side of the centre crop of the photo, in pixels")
     p.add_argument("--no-crcnet", action="store_true", help="skip the CRCNet model")
@@ -191,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("train", help="fit a CRCNet to your kernel (crcnet train --help)", add_help=False)
     return parser
+
+
+def _one_line_warnings(command: str):
+    """A ``warnings.showwarning`` that prints ``crcnet COMMAND: warning: ...`` on one line, in the CLI's words."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message).splitlines()[0] if str(message) else category.__name__
+        print(f"crcnet {command}: warning: {cli_words(text)}", file=sys.stderr if file is None else file)
+
+    return show
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,10 +333,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._progress import Cancelled
 
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(args.command)
+            return args.run(args)
     except (_Fail, ValueError, FileNotFoundError, OSError) as error:
-        message = str(error) or error.__class__.__name__
-        print(f"crcnet {args.command}: error: {message}", file=sys.stderr)
+        message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        print(f"crcnet {args.command}: error: {cli_words(message)}", file=sys.stderr)
         return EXIT_USAGE
     except (Cancelled, KeyboardInterrupt):
         print(f"crcnet {args.command}: stopped", file=sys.stderr)
