@@ -77,3 +77,21 @@ def test_a_method_returning_another_shape_is_a_clear_error(method):
     lazy = nc.deblur_lazy(method, da.from_array(frames, chunks=(1, 16, 16)), kernel)
     with pytest.raises(ValueError, match=r"deblur_lazy: .* returned .* for a chunk of shape \(1, 16, 16\)"):
         lazy.compute()
+
+
+def test_a_cluster_of_separate_processes_gives_the_eager_result_and_loads_models_by_name():
+    """dask.distributed with worker processes: each worker loads the model by name itself."""
+    distributed = pytest.importorskip("distributed")
+
+    frames, kernel = _movie((4, 40, 40), seed=3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        lazy = nc.deblur_lazy(nc.mmse, da.from_array(frames, chunks=(1, 40, 40)), kernel, sigma=0.01)
+        np.testing.assert_allclose(client.compute(lazy).result(), nc.mmse(frames, kernel, 0.01), atol=1e-6)
+        model = nc.deblur_lazy(nc.crcnet, da.from_array(frames, chunks=(2, 40, 40)), "any-kernel-gray",
+                               kernel=kernel, noise=0.01, device="cpu")
+        workers = set(client.run(lambda: __import__("os").getpid()).values())
+        assert len(workers) == 2 and __import__("os").getpid() not in workers  # separate processes
+        np.testing.assert_allclose(client.compute(model).result(),
+                                   nc.crcnet(frames, "any-kernel-gray", kernel=kernel, noise=0.01, device="cpu"),
+                                   atol=1e-5)
