@@ -84,8 +84,8 @@ def test_a_cluster_of_separate_processes_gives_the_eager_result_and_loads_models
     distributed = pytest.importorskip("distributed")
 
     frames, kernel = _movie((4, 40, 40), seed=3)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
         lazy = nc.deblur_lazy(nc.mmse, da.from_array(frames, chunks=(1, 40, 40)), kernel, sigma=0.01)
         np.testing.assert_allclose(client.compute(lazy).result(), nc.mmse(frames, kernel, 0.01), atol=1e-6)
         model = nc.deblur_lazy(nc.crcnet, da.from_array(frames, chunks=(2, 40, 40)), "any-kernel-gray",
