@@ -261,3 +261,33 @@ def test_warnings_from_elsewhere_are_not_shown_as_the_jobs(make_napari_viewer, q
 
     assert is_our_warning(("m", UserWarning, ours.__file__, 1))
     assert not is_our_warning(("m", UserWarning, napari.__file__, 1))
+
+
+def test_cancel_does_not_wait_for_a_long_silent_step(make_napari_viewer, qtbot, notes, monkeypatch):
+    """Cancel stops the job while a core step that reports no progress (the noise estimate of a large
+    image, one FFT) is still running; its result is dropped and nothing is added."""
+    import threading
+
+    entered, release = threading.Event(), threading.Event()
+    original = deconv.estimate_noise
+
+    def silent(*args, **kwargs):  # a step that would run until released
+        entered.set()
+        release.wait(3 * WAIT_MS / 1000)  # longer than the wait below: a runner that waits for it fails
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(deconv, "estimate_noise", silent)
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((64, 64)).astype(np.float32), name="image")
+    widget = dock(viewer, "Deblur")
+    widget.kernel.set_generated("Gaussian", sigma=1.0)
+    widget.method.setCurrentText("IRD")  # σ "auto": the noise estimate comes first
+    widget.run()
+    try:
+        qtbot.waitUntil(entered.is_set, timeout=WAIT_MS)
+        widget.runner.cancel_button.click()
+        qtbot.waitUntil(lambda: not widget.runner.running, timeout=WAIT_MS)  # the step is still blocked
+    finally:
+        release.set()
+    assert widget.runner.outcome == "cancelled"
+    assert [layer.name for layer in viewer.layers] == ["image"] and not notes["error"]

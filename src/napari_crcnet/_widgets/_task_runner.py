@@ -78,6 +78,7 @@ class TaskRunner(QWidget):
         self._title = title
         self.outcome = ""
         progress = cancellable(self._event, self._bridge.progress.emit)
+        progress.is_cancelled = self._event.is_set  # type: ignore[attr-defined]  # for interruptible()
 
         def returned(result: Any) -> None:
             try:
@@ -189,7 +190,8 @@ def _stop_at_yields(job: Job, progress: ProgressCallback, event: threading.Event
 
 
 def call_with_progress(function: Callable[..., Any], *args: Any, progress: ProgressCallback, **kwargs: Any) -> Any:
-    """Call a core function, handing it ``progress`` only when its signature takes one."""
+    """Call a core function, handing it ``progress`` only when its signature takes one; Cancel stops the
+    wait at once (see :func:`interruptible`)."""
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
@@ -198,4 +200,53 @@ def call_with_progress(function: Callable[..., Any], *args: Any, progress: Progr
         kwargs["progress"] = progress
     else:
         progress(0, 1)  # at least a cancellation point before the call
-    return function(*args, **kwargs)
+    return interruptible(progress, function, *args, **kwargs)
+
+
+#: How often a job waiting for a core call looks at the Cancel button, in seconds.
+POLL_S = 0.05
+
+
+def interruptible(progress: ProgressCallback, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` in a helper thread, the job's thread waiting for it and raising
+    :class:`~napari_crcnet._progress.Cancelled` within :data:`POLL_S` of Cancel.
+
+    A core step can run for seconds without a progress report (the noise estimate or one FFT of a large
+    RGB image, a residue of a 2048² image); rather than make the user wait for it, the job stops waiting:
+    the step finishes in the background and its result is dropped (nothing is added to the viewer). The
+    core stops by itself at its next progress report. ``progress`` without ``is_cancelled`` (outside a
+    :class:`TaskRunner`): a plain call.
+    """
+    is_cancelled = getattr(progress, "is_cancelled", None)
+    if is_cancelled is None:
+        return function(*args, **kwargs)
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # handed to the job's thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="napari-crcnet step", daemon=True).start()
+    while not done.wait(POLL_S):
+        if is_cancelled():
+            raise Cancelled("stopped by the user")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def interruptible_steps(progress: ProgressCallback, steps: Any) -> Generator[Any, None, None]:
+    """The items of the iterator ``steps`` (e.g. :func:`napari_crcnet.deconv.iter_ird_residues`), each one
+    computed through :func:`interruptible`."""
+    iterator = iter(steps)
+    sentinel = object()
+    while True:
+        item = interruptible(progress, next, iterator, sentinel)
+        if item is sentinel:
+            return
+        yield item

@@ -61,7 +61,7 @@ from ._layout import Collapsible, compact_combo, hbox, scrolled, vbox
 from ._model_list import model_events, refill_model_combo
 from ._notify import Notifier
 from ._residues import SLIDER_KEY, StackReadout, parse_int_list, slice_limits
-from ._task_runner import TaskRunner, call_with_progress
+from ._task_runner import TaskRunner, call_with_progress, interruptible, interruptible_steps
 
 METHODS = ("MMSE", "IRD", "hyper-Laplacian", "CRCNet")
 DEVICES = ("auto", "cpu", "cuda")
@@ -446,19 +446,26 @@ def _check_stack_size(nbytes: int, what: str, remedy: str) -> None:
 
 
 # ------------------------------------------------------------------------------- jobs (worker thread)
-def _sigma_or_auto(source: LayerInput, sigma: float | None) -> float:
+def _noise(source: LayerInput, progress: ProgressCallback) -> float:
+    """The noise estimate of the input (seconds on a large image: Cancel does not wait for it)."""
+    from .. import deconv
+
+    return interruptible(progress, deconv.estimate_noise, source.data, channel_axis=source.channel_axis)
+
+
+def _sigma_or_auto(source: LayerInput, sigma: float | None, progress: ProgressCallback) -> float:
     from .. import deconv
 
     if sigma is not None:
         return sigma
-    return deconv.suggest_sigma(deconv.estimate_noise(source.data, channel_axis=source.channel_axis))
+    return deconv.suggest_sigma(_noise(source, progress))
 
 
 def _mmse_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, options: dict, info: dict):
     def job(progress: ProgressCallback):
         from .. import deconv
 
-        value = _sigma_or_auto(source, sigma)
+        value = _sigma_or_auto(source, sigma, progress)
         yield (0, 1)
         out = call_with_progress(deconv.mmse, source.data, kernel, value, progress=progress, **options)
         return Outcome(out, f"MMSE σ={value:.3g}", {**info, "sigma": value}, source)
@@ -471,7 +478,7 @@ def _ird_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, n_iter
     def job(progress: ProgressCallback):
         from .. import deconv
 
-        value = _sigma_or_auto(source, sigma)
+        value = _sigma_or_auto(source, sigma, progress)
         yield (0, len(ns) + 1)
         out = call_with_progress(deconv.ird, source.data, kernel, value, n_iter, progress=progress, **options)
         outcome = Outcome(out, f"IRD σ={value:.3g} N={n_iter}",
@@ -480,9 +487,8 @@ def _ird_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, n_iter
         if ns:
             residues = np.empty((len(ns), *out.shape), np.float32)
             sums = np.empty_like(residues)
-            for i, (_, residue, partial) in enumerate(
-                deconv.iter_ird_residues(source.data, kernel, value, ns, progress=progress, **options)
-            ):
+            steps = deconv.iter_ird_residues(source.data, kernel, value, ns, progress=progress, **options)
+            for i, (_, residue, partial) in enumerate(interruptible_steps(progress, steps)):
                 residues[i], sums[i] = residue, partial
                 yield (i + 2, len(ns) + 1)
             outcome.stacks = [
@@ -498,12 +504,11 @@ def _ird_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, n_iter
 def _hyper_laplacian_job(source: LayerInput, kernel: np.ndarray, lam: float | None, alpha: float,
                          alpha_text: str, options: dict, info: dict):
     def job(progress: ProgressCallback):
-        from .. import deconv, hyperlaplacian
+        from .. import hyperlaplacian
 
         value = lam
         if value is None:
-            noise = deconv.estimate_noise(source.data, channel_axis=source.channel_axis)
-            value = hyperlaplacian.suggest_lambda(noise)
+            value = hyperlaplacian.suggest_lambda(_noise(source, progress))
         yield (0, 1)
         out = call_with_progress(
             hyperlaplacian.hyper_laplacian, source.data, kernel, value, alpha, progress=progress, **options
