@@ -57,6 +57,10 @@ def test_a_kernel_whose_sum_overflows_deblurs_like_the_same_kernel_scaled(any_ke
         (lambda im: nc.ird_residues(im, K, 0.01, [0, 10**30]), "residue index|every n in ns"),
         (lambda im: nc.mmse(im, K, True), "sigma must be a number, not True"),
         (lambda im: nc.ird(im, K, np.True_, 10), "sigma must be a number"),
+        (lambda im: nc.hyper_laplacian(im, K, "abc"), "lam must be a number, not 'abc'"),
+        (lambda im: nc.hyper_laplacian(im, K, 1000.0, "x"), "alpha must be a number"),
+        (lambda im: nc.hyper_laplacian(im, K, True), "lam must be a number, not True"),
+        (lambda im: nc.crcnet(im, kernel=K, channel_axis=1.5), "channel_axis must be an integer"),
     ],
 )
 def test_errors_name_the_parameter(call, match):

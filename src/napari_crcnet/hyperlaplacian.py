@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ._progress import ProgressCallback, report
-from .deconv import _Problem, estimate_noise
+from .deconv import _check_sigma, _Problem, estimate_noise
 from .operators import DEFAULT_BOUNDARY
 
 __all__ = ["beta_schedule", "hyper_laplacian", "shrink", "suggest_lambda"]
@@ -235,17 +235,14 @@ def hyper_laplacian(
     numpy.ndarray
         Restored image, same shape as ``image``, float32.
     """
-    if not 0 < float(alpha) <= 2:
-        raise ValueError(f"alpha must be in (0, 2], got {alpha!r}")
+    alpha = _check_sigma(alpha, 2.0, "alpha")  # a number in (0, 2], named in the error
     if isinstance(n_inner, bool) or int(n_inner) != n_inner or n_inner < 1:
         raise ValueError(f"n_inner must be a positive integer, got {n_inner!r}")
     betas = beta_schedule(beta_start, beta_rate, beta_max)
     problem = _Problem(image, kernel, channel_axis, boundary, device, dtype)
     if lam is None:
         lam = suggest_lambda(estimate_noise(image, channel_axis=channel_axis))
-    lam = float(lam)
-    if not math.isfinite(lam) or lam <= 0:
-        raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
+    lam = _check_sigma(lam, None, "lam")
 
     op = problem.operator
     dims = tuple(range(-op.ndim, 0))

@@ -484,9 +484,8 @@ def crcnet(
 
         kernel = validate_kernel(kernel)
     array = np.asarray(image)
-    if channel_axis is not None and not -array.ndim <= channel_axis < array.ndim:
-        raise ValueError(f"channel_axis={channel_axis} is out of range for an array of shape {array.shape}")
-    channels = 1 if channel_axis is None else array.shape[channel_axis]
+    layout = Layout.of(array.shape, channel_axis, 2)  # a clear error for a non-integer or out-of-range axis
+    channels = layout.channels
     if model is None:
         model = store.default_model(channels)
     if isinstance(model, (tuple, list)) and len(model) == 2:
