@@ -106,3 +106,23 @@ def test_bad_options():
     with pytest.raises(ValueError):
         suggest_lambda(-0.1)
     assert suggest_lambda(0.01) > suggest_lambda(0.05)
+
+
+def test_the_border_band_is_as_good_as_mmses_on_a_reflect_blurred_photo():
+    """The data term holds on the image only (the extension follows the estimate): no striped edge ringing.
+    Before, the 32 px border band of this case scored about 20 dB, below the blurred input's 22.8."""
+    from skimage import data
+
+    import napari_crcnet as nc
+
+    x = data.astronaut()[:256, 128:384].mean(axis=-1) / 255
+    k = nc.kernel_from_spec("motion:15,30")
+    b = nc.blur(x, k, noise=0.01, seed=0, boundary="reflect")
+    band = np.ones(x.shape, dtype=bool)
+    band[32:-32, 32:-32] = False
+
+    def border_psnr(estimate):
+        return 10 * np.log10(1 / np.mean((x[band] - np.clip(estimate, 0, 1)[band]) ** 2))
+
+    hl, mmse = border_psnr(hyper_laplacian(b, k)), border_psnr(nc.mmse(b, k))
+    assert hl >= mmse and hl > border_psnr(b) + 2
