@@ -3,7 +3,7 @@ side by side, the IRD residue stacks in the layer list.
 
 Run under a real X server (not ``QT_QPA_PLATFORM=offscreen``, which cannot draw image layers)::
 
-    xvfb-run -s "-screen 0 1600x1000x24" python docs/make_screenshot.py
+    xvfb-run -s "-screen 0 1600x1000x24" python docs/make_screenshot.py [OUT.png]
 
 The PNG is reduced to a 256-colour palette so that it stays well under 300 KB.
 """
@@ -26,6 +26,7 @@ MAX_BYTES = 300_000
 
 
 def main() -> int:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
     viewer = napari.Viewer(title="napari-crcnet")
     viewer.window._qt_window.resize(1600, 960)
     viewer.open_sample("napari-crcnet", "blurred_photo")
@@ -44,7 +45,7 @@ def main() -> int:
 
     # blurred input and result side by side; the hidden kernel and residue stacks stay in the layer list
     blurred = viewer.layers["astronaut (blurred)"]
-    result = next(layer for layer in viewer.layers if "IRD σ=" in layer.name)
+    result = next(layer for layer in viewer.layers if layer.name.startswith("IRD σ="))
     grid = viewer.canvas.grid if hasattr(getattr(viewer, "canvas", None), "grid") else viewer.grid
     grid.enabled = True
     grid.shape = (1, 2)
@@ -52,7 +53,7 @@ def main() -> int:
     for layer in list(viewer.layers):
         if layer not in (blurred, result):
             viewer.layers.move(viewer.layers.index(layer), 0)  # to the bottom of the list
-    viewer.layers.selection.active = next(layer for layer in viewer.layers if "residues" in layer.name)
+    viewer.layers.selection.active = next(layer for layer in viewer.layers if layer.name.startswith("IRD residues"))
     # a wider layer list, so that the result and residue layer names are readable (private Qt handles:
     # fine for a docs script)
     window = viewer.window._qt_window
@@ -66,11 +67,11 @@ def main() -> int:
     image = PILImage.fromarray(np.asarray(shot)[..., :3])
     image = image.resize((WIDTH, round(image.height * WIDTH / image.width)), PILImage.LANCZOS)
     image = image.quantize(colors=256, method=PILImage.Quantize.MEDIANCUT, dither=PILImage.Dither.NONE)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    image.save(OUT, optimize=True)
-    print(f"wrote {OUT} ({OUT.stat().st_size / 1000:.0f} KB, {image.width}x{image.height})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out, optimize=True)
+    print(f"wrote {out} ({out.stat().st_size / 1000:.0f} KB, {image.width}x{image.height})")
     viewer.close()
-    return 0 if OUT.stat().st_size < MAX_BYTES else 2
+    return 0 if out.stat().st_size < MAX_BYTES else 2
 
 
 if __name__ == "__main__":

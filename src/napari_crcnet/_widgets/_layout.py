@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import QEvent, QObject, QSize, Qt
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFormLayout,
     QFrame,
     QHBoxLayout,
+    QMainWindow,
     QScrollArea,
     QSizePolicy,
     QStackedWidget,
@@ -114,6 +116,18 @@ class FitScrollArea(QScrollArea):
     def _fit(self) -> None:
         self.setMaximumHeight(self.widget().sizeHint().height() + 2 * self.frameWidth())
         self.updateGeometry()
+        QTimer.singleShot(0, self._grow_dock)
+
+    def _grow_dock(self) -> None:
+        """Ask the main window for the height the content now needs (rows shown, Advanced opened): it
+        gives what its other docks can spare and never grows the window; the rest scrolls."""
+        deficit = self.widget().sizeHint().height() - self.viewport().height()
+        dock = self.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        main = dock.parentWidget() if dock is not None else None
+        if deficit > 0 and isinstance(main, QMainWindow) and not dock.isFloating():
+            main.resizeDocks([dock], [dock.height() + deficit], Qt.Orientation.Vertical)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
@@ -125,7 +139,7 @@ class FitScrollArea(QScrollArea):
 
     def sizeHint(self) -> QSize:
         hint = self.widget().sizeHint()
-        return QSize(hint.width() + self._bar(), hint.height())
+        return QSize(hint.width() + self._bar(), hint.height() + 2 * self.frameWidth())
 
     def minimumSizeHint(self) -> QSize:
         return QSize(self.widget().minimumSizeHint().width() + self._bar(), 120)
