@@ -19,7 +19,7 @@ def blurred_png(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("method", ["mmse", "ird", "hyper-laplacian"])
+@pytest.mark.parametrize("method", ["mmse", "ird", "hyper-laplacian", "richardson-lucy"])
 def test_deblur_writes_same_shape(tmp_path, blurred_png, method):
     out = tmp_path / f"{method}.tif"
     assert main(["deblur", str(blurred_png), "--kernel", "gaussian:1.5", "--method", method, "-o", str(out)]) == 0
@@ -37,6 +37,21 @@ def test_deblur_writes_residues(tmp_path, blurred_png):
     sums = read_image(tmp_path / "ird_partial_sums.tif")
     assert residues.shape == sums.shape == (3, 48, 40, 3)
     np.testing.assert_allclose(sums[-1], read_image(out), atol=1e-4)
+
+
+def test_richardson_lucy_options_reach_the_method(tmp_path, blurred_png, capsys):
+    import napari_crcnet as nc
+
+    out = tmp_path / "rl.tif"
+    assert main(["deblur", str(blurred_png), "--kernel", "gaussian:1.5", "--method", "richardson-lucy",
+                 "--iterations", "7", "--tv", "0.002", "-o", str(out)]) == 0
+    expected = nc.richardson_lucy(read_image(blurred_png), nc.gaussian_kernel(1.5), 7, tv=0.002, channel_axis=-1)
+    np.testing.assert_allclose(read_image(out), expected, atol=1e-5)
+    capsys.readouterr()
+    assert main(["deblur", str(blurred_png), "--kernel", "gaussian:1.5", "--method", "richardson-lucy",
+                 "--tv", "-1", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "tv" in err[0]
 
 
 def test_kernel_command(tmp_path):

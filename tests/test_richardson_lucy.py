@@ -9,7 +9,7 @@ from scipy import ndimage
 import napari_crcnet as nc
 from napari_crcnet._progress import Cancelled
 from napari_crcnet.metrics import psnr
-from napari_crcnet.richardson_lucy import richardson_lucy
+from napari_crcnet.richardsonlucy import richardson_lucy
 
 
 def _literal(b: np.ndarray, kernel: np.ndarray, n_iter: int) -> np.ndarray:

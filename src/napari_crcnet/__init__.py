@@ -32,7 +32,7 @@ _EXPORTS = {
     "estimate_noise": "deconv",
     "suggest_sigma": "deconv",
     "hyper_laplacian": "hyperlaplacian",
-    "richardson_lucy": "richardson_lucy",
+    "richardson_lucy": "richardsonlucy",
     # kernels
     "gaussian_kernel": "kernels",
     "disk_kernel": "kernels",

@@ -5,6 +5,7 @@ Examples::
     crcnet deblur blurred.tif --kernel psf.tif --method mmse -o sharp.tif
     crcnet deblur photo.png --kernel motion:15,30 --method ird --iterations 200 --residues 0,1,5 -o out.png
     crcnet deblur photo.png --method crcnet --model shake21-rgb -o out.png
+    crcnet deblur cells.tif --kernel gaussian:1.5 --method richardson-lucy --iterations 50 -o out.tif
     crcnet kernel shake:21,seed=3 -o k.png
     crcnet demo -o demo-output
     crcnet train --kernel k.png --images clear_photos/ -o my-model.safetensors
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("mmse", "ird", "hyper-laplacian", "crcnet")
+METHODS = ("mmse", "ird", "hyper-laplacian", "richardson-lucy", "crcnet")
 EXIT_USAGE = 2
 
 
@@ -36,16 +37,17 @@ class _Fail(Exception):
 
 
 DESCRIPTION = (
-    "Non-blind deblurring of images blurred by a known kernel, with four methods: MMSE (closed-form Wiener "
+    "Non-blind deblurring of images blurred by a known kernel, with five methods: MMSE (closed-form Wiener "
     "estimate), IRD (the CRCNet paper's Iterative Residual Deconvolution, with its residues), hyper-Laplacian "
-    "(Krishnan & Fergus 2009, sparse-gradient prior) and CRCNet (trained networks, shipped or your own: "
-    "crcnet train)."
+    "(Krishnan & Fergus 2009, sparse-gradient prior), Richardson-Lucy (the microscopy classic, for photon noise) "
+    "and CRCNet (trained networks, shipped or your own: crcnet train)."
 )
 
 EPILOG = """examples:
   crcnet deblur blurred.tif --kernel psf.tif --method mmse -o sharp.tif
   crcnet deblur photo.png --kernel motion:15,30 --method ird --iterations 200 --residues 0-5,10 -o out.png
   crcnet deblur photo.png --kernel gaussian:2 --method hyper-laplacian -o out.png
+  crcnet deblur cells.tif --kernel psf.tif --method richardson-lucy --iterations 50 --tv 0.002 -o out.tif
   crcnet deblur photo.png --method crcnet --kernel psf.tif --noise 0.01 -o out.png
   crcnet kernel shake:21,seed=3 -o k.png
   crcnet train --kernel k.png --images clear_photos/ -o my-model     # saved in your models folder
@@ -191,7 +193,12 @@ def _deblur(args: argparse.Namespace) -> int:
         if args.method == "mmse":
             result = deconv.mmse(image, kernel, args.sigma, prior=args.prior, **common)
         elif args.method == "ird":
-            result = deconv.ird(image, kernel, args.sigma, args.iterations, **common)
+            result = deconv.ird(image, kernel, args.sigma, args.iterations or 100, **common)
+        elif args.method == "richardson-lucy":
+            from .richardsonlucy import richardson_lucy
+
+            result = richardson_lucy(image, kernel, args.iterations or 30, tv=args.tv, tol=args.tol,
+                                     progress=_progress_printer("richardson-lucy"), **common)
         else:
             from .hyperlaplacian import hyper_laplacian
 
@@ -254,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("deblur", help="deblur an image with a known kernel (MMSE, IRD, hyper-Laplacian, CRCNet)",
+    p = sub.add_parser("deblur", help="deblur an image with a known kernel (MMSE, IRD, hyper-Laplacian, "
+                       "Richardson-Lucy, CRCNet)",
                        description=DESCRIPTION, epilog=KERNEL_SPEC_HELP, formatter_class=HelpFormatter)
     p.add_argument("input", help="image file (TIFF, PNG, JPG, BMP, NPY, NPZ)")
     p.add_argument("-o", "--output", required=True,
@@ -268,7 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MMSE/IRD noise balance in (0, 1] (default: from the image's estimated noise)")
     p.add_argument("--prior", choices=("laplacian",), default=None,
                    help="MMSE smoothness prior (default: none, the plain Wiener filter)")
-    p.add_argument("--iterations", type=int, default=100, help="IRD iterations N")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="IRD iterations N (default: 100); Richardson-Lucy's largest number of iterations (default: 30)")
+    p.add_argument("--tv", type=float, default=0.0,
+                   help="Richardson-Lucy total-variation weight, e.g. 0.002 (default: 0, plain Richardson-Lucy)")
+    p.add_argument("--tol", type=float, default=None,
+                   help="Richardson-Lucy: stop once an iteration changes the image by less than this relative "
+                   "amount (default: run all --iterations)")
     p.add_argument("--residues", default="",
                    help="--method ird: also write the residues n and partial sums to OUTPUT_residues.tif and "
                    "OUTPUT_partial_sums.tif, e.g. 0,1,2,5,10 or 0-20 (default: none)")
