@@ -9,8 +9,9 @@ from skimage import data
 
 from napari_crcnet import kernels
 from napari_crcnet.training import TrainConfig, train
+from napari_crcnet.training.content import dead_leaves, downscale2, fluorescence
 from napari_crcnet.training.data import RealisticSynthesizer
-from napari_crcnet.training.degradation import Camera, Degradation, KernelError, dead_leaves, downscale2
+from napari_crcnet.training.degradation import Camera, Degradation, KernelError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -170,3 +171,45 @@ def test_degradation_options_need_an_any_kernel_run():
                 {"kernel": "any", "degradation": "realistic", "channels": 3, "gray_fraction": 0.5}):
         with pytest.raises(ValueError):
             TrainConfig(images=[cam], **bad).validate()
+
+
+def test_fluorescence_content_is_sparse_and_bright_on_a_dark_background():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        image = fluorescence(96, rng)
+        assert image.shape == (1, 96, 96) and image.min() >= 0 and image.max() <= 1
+        background = np.percentile(image, 50)
+        assert background < 0.35 * image.max()  # most pixels are dark
+        assert np.mean(image > background + 0.5 * (image.max() - background)) < 0.2  # structures are sparse
+
+
+def test_microscope_psfs_are_valid_and_varied():
+    rng = np.random.default_rng(4)
+    psfs = [kernels.random_psf(rng, 21) for _ in range(40)]
+    assert all(_valid_kernel(k) and k.shape[0] <= 21 for k in psfs)
+    widths = [np.sqrt((k * (np.arange(k.shape[0]) - k.shape[0] // 2)[:, None] ** 2).sum()) for k in psfs]
+    assert min(widths) < 1.0 < 2.0 < max(widths)
+    with pytest.raises(ValueError):
+        kernels.random_psf(rng, 8)
+
+
+def test_the_fluorescence_preset_needs_no_images_and_draws_psfs_and_photon_noise():
+    synth = RealisticSynthesizer(None, channels=1, crop=32, max_kernel=15, degradation="fluorescence", seed=1)
+    assert len(synth) == 0 and synth.degradation == Degradation.fluorescence()
+    blurred, target, given, noise = synth.sample_degraded(4)
+    assert blurred.shape == target.shape == (4, 1, 32, 32) and all(_valid_kernel(k) for k in given)
+    assert float(target.mean()) < 0.5 and bool((noise > 0).all())
+    with pytest.raises(ValueError):
+        Degradation(content="painting")
+    with pytest.raises(ValueError):
+        Degradation(kernels="zoom")
+
+
+def test_float_microscopy_images_in_arbitrary_units_are_rescaled_for_training():
+    from napari_crcnet.training.data import _expand, load_images
+
+    raw = np.random.default_rng(5).uniform(185, 6207, (40, 40)).astype(np.float32)
+    (stored,), _ = load_images([raw], channels=1)
+    image = _expand(stored)
+    assert image.min() == 0 and image.max() == 1
+    np.testing.assert_allclose(image[0], (raw - raw.min()) / (raw.max() - raw.min()), atol=2e-5)

@@ -64,7 +64,7 @@ def recipe_config(recipe: dict[str, Any], **overrides: Any):
     if fields.get("init") and "/" in str(fields["init"]):  # a file in the repository, e.g. a shipped model
         fields["init"] = ROOT / fields["init"]
     config = TrainConfig(
-        images=[root / p for p in recipe["images"]],
+        images=[root / p for p in recipe["images"]] if recipe.get("images") else None,
         val_images=[root / p for p in recipe["val_images"]] if recipe.get("val_images") else None,
         name=name,
         description=recipe.get("description", ""),

@@ -45,6 +45,7 @@ __all__ = [
     "pad_to_odd",
     "random_kernel_spec",
     "random_motion_kernel",
+    "random_psf",
     "save_kernel",
     "validate_kernel",
     "widefield_psf_3d",
@@ -425,6 +426,30 @@ def random_kernel_spec(rng: np.random.Generator, max_size: int = 31) -> str:
             return f"gaussian:{rng.uniform(0.5, top):.2f}"
         return f"gaussian:{rng.uniform(0.5, top):.2f},{rng.uniform(0.5, top):.2f},{rng.uniform(0, 180):.1f}"
     return f"disk:{rng.uniform(1, min(8, max_size // 2 - 1)):.2f}"
+
+
+def random_psf(rng: np.random.Generator, max_size: int = 21) -> np.ndarray:
+    """Draw a random 2D fluorescence-microscope PSF (the family a fluorescence model trains on):
+
+    * 40 %: isotropic Gaussian, sigma ``U(0.7, s)``;
+    * 30 %: anisotropic Gaussian, sigmas ``U(0.7, s)``, angle ``U(0, 180)``;
+    * 30 %: a plane of :func:`widefield_psf_3d` (NA ``U(0.8, 1.4)``, emission ``U(0.45, 0.65)`` um, pixel
+      ``U(0.06, 0.12)`` um, defocus up to 3 planes of 0.2-0.4 um), cut to ``max_size``;
+
+    ``s = min(3, (max_size // 2) / 4)`` keeps the Gaussians' 4-sigma support within ``max_size`` (odd, >= 9).
+    Returns a float64 ``(n, n)`` kernel, ``n <= max_size``, non-negative, summing to 1.
+    """
+    if int(max_size) != max_size or max_size < 9 or max_size % 2 == 0:
+        raise ValueError(f"max_size must be an odd integer >= 9, not {max_size!r}")
+    top = min(3.0, (max_size // 2) / _TRUNCATE)
+    kind = rng.random()
+    if kind < 0.4:
+        return gaussian_kernel(rng.uniform(0.7, top))
+    if kind < 0.7:
+        return gaussian_kernel((rng.uniform(0.7, top), rng.uniform(0.7, top)), angle=rng.uniform(0, 180))
+    volume = widefield_psf_3d(int(max_size), 7, na=rng.uniform(0.8, 1.4), wavelength_um=rng.uniform(0.45, 0.65),
+                              pixel_um=rng.uniform(0.06, 0.12), z_step_um=rng.uniform(0.2, 0.4))
+    return _finish(volume[3 + int(rng.integers(-3, 4))])
 
 
 def gaussian_psf_3d(sigma_xy: float, sigma_z: float, size: int | Sequence[int] | None = None) -> np.ndarray:

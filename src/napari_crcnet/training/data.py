@@ -94,7 +94,7 @@ def to_channels(image: np.ndarray, channels: int, name: str = "image") -> np.nda
 def _compact(array: np.ndarray, source_dtype: np.dtype) -> np.ndarray:
     """Store a [0, 1] float image compactly: uint8 when it came from uint8 and is exactly representable,
     else uint16 (steps of 1.5e-5, far below any noise level trained for), else float32 for data outside
-    [0, 1] (e.g. user float microscopy images)."""
+    [0, 1] (only a constant image can still be; others were rescaled by :func:`load_images`)."""
     if source_dtype == np.uint8:
         stored = np.round(array * 255).astype(np.uint8)
         if np.array_equal(stored.astype(np.float32) / 255, array):
@@ -115,7 +115,9 @@ def _expand(stored: np.ndarray) -> np.ndarray:
 def load_images(
     source: Any, channels: int, exclude: Sequence[Path] = (), min_size: int = 1
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Load clear images as compact ``(C, Y, X)`` arrays (see :func:`to_channels`).
+    """Load clear images as compact ``(C, Y, X)`` arrays (see :func:`to_channels`). Float images with values
+    outside [0, 1] (a microscope's intensities in arbitrary units) are rescaled to [0, 1], minimum to 0 and
+    maximum to 1, so noise levels mean the same on every image.
 
     Parameters
     ----------
@@ -151,6 +153,9 @@ def load_images(
         image = to_channels(raw, channels, name)
         if min(image.shape[-2:]) < min_size:
             continue
+        low, high = float(image.min()), float(image.max())
+        if (low < 0 or high > 1) and high > low:  # float intensities in arbitrary units (a microscope's)
+            image = (image - low) / (high - low)
         images.append(_compact(image, raw.dtype))
         names.append(name)
     if not images:
@@ -508,12 +513,16 @@ class RealisticSynthesizer(FamilySynthesizer):
         from .degradation import Degradation
 
         self.degradation = Degradation.from_spec(degradation)
+        if images is None and self.degradation.content == "fluorescence":  # all content is synthetic
+            images, stored, names = [], True, []
         super().__init__(images, channels, crop, max_kernel, self.degradation.noise_range, augment, seed, device,
                          exclude, stored, names)
 
     def _random_crop(self) -> np.ndarray:
-        from .degradation import dead_leaves, downscale2
+        from .content import dead_leaves, downscale2, fluorescence
 
+        if self.degradation.content == "fluorescence":
+            return np.repeat(fluorescence(self.big[0], self.rng), self.channels, axis=0)
         choice = self.rng.random()
         if choice < self.degradation.dead_leaves:
             return dead_leaves(self.big[0], self.channels, self.rng)
@@ -531,9 +540,12 @@ class RealisticSynthesizer(FamilySynthesizer):
     ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, float]:
         """One clear crop ``big`` (``(C, Y + 2r, X + 2r)``) to ``(blurred, target, given_kernel, noise_rms)``,
         the tensors ``(1, C, Y, X)``; every draw from ``rng``."""
-        from ..kernels import kernel_from_spec, random_kernel_spec
+        from ..kernels import kernel_from_spec, random_kernel_spec, random_psf
 
-        kernel = kernel_from_spec(random_kernel_spec(rng, self.max_kernel))
+        if self.degradation.kernels == "microscopy":
+            kernel = random_psf(rng, self.max_kernel)
+        else:
+            kernel = kernel_from_spec(random_kernel_spec(rng, self.max_kernel))
         camera = self.degradation.camera
         settings = camera.draw(rng)
         r = self.max_kernel // 2
