@@ -135,7 +135,7 @@ def test_docks_fit_a_small_screen_and_stay_narrow(make_napari_viewer, notes, any
     train = dock(viewer, "Train")
     model_events.changed.emit()
     widths = []
-    for method in ("MMSE", "IRD", "hyper-Laplacian", "CRCNet"):
+    for method in ("MMSE", "IRD", "Richardson-Lucy", "hyper-Laplacian", "CRCNet"):
         deblur.method.setCurrentText(method)
         widths.append(deblur.minimumSizeHint().width())
     from qtpy.QtCore import Qt

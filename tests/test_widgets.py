@@ -378,10 +378,20 @@ def test_volume_with_a_3d_kernel(make_napari_viewer, qtbot, notes):
     widget.method.setCurrentText("hyper-Laplacian")  # gradients along z, y and x
     run_and_wait(qtbot, widget)
     assert widget.result_layer(image, "hyper-Laplacian").data.shape == volume.shape
+
+    from napari_crcnet import richardson_lucy
+
+    widget.method.setCurrentText("Richardson-Lucy")  # the 3D PSF deconvolves the volume as a whole
+    widget.rl_iterations.setValue(5)
+    run_and_wait(qtbot, widget)
+    np.testing.assert_allclose(widget.result_layer(image, "Richardson-Lucy").data,
+                               richardson_lucy(volume, kernel, 5, device="cpu"), atol=1e-5)
     assert not notes["error"]
 
 
-def test_hyper_laplacian_and_bad_inputs_notify_and_change_nothing(make_napari_viewer, qtbot, notes):
+def test_hyper_laplacian_and_bad_inputs_notify_and_change_nothing(make_napari_viewer, qtbot, notes, monkeypatch):
+    from napari_crcnet._widgets import deblur as deblur_module
+
     viewer = make_napari_viewer()
     image = viewer.add_image(np.random.default_rng(0).random((24, 24)).astype(np.float32), name="small")
     bad = np.ones((5, 5))
@@ -416,8 +426,121 @@ def test_hyper_laplacian_and_bad_inputs_notify_and_change_nothing(make_napari_vi
     np.testing.assert_allclose(result.contrast_limits, (10 / 255, 200 / 255))  # uint8 was scaled to [0, 1]
 
     widget.method.setCurrentText("IRD")  # residue stacks too large for memory: refused up front
-    widget.residue_ns.setText("0-2000000")
+    widget.residue_ns.setText("0-6")
+    monkeypatch.setattr(deblur_module, "MAX_STACK_BYTES", 2 * 7 * 24 * 24 * 4 - 1)
     assert widget.run() is None and "GB of memory" in notes["error"][-1]
+    assert [layer.name for layer in viewer.layers] == [*before, result.name]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("0-2000000", "more than 10,000 residue indices"),  # one range of the shared rule (the CLI's too)
+    ("5-2", "ranges A-B have A <= B"),  # reversed: refused, not read as "no n"
+    ("0, 1, x", "e.g. '0, 1, 2, 5, 10, 50' or '0-20'"),
+])
+def test_residue_indices_follow_the_cli_rule_and_refusals_are_notifications(
+    make_napari_viewer, qtbot, notes, text, words
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((24, 24)).astype(np.float32), name="small")
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian", sigma=1.0)
+    widget.method.setCurrentText("IRD")
+    widget.sigma.setValue(0.01)
+    widget.residue_ns.setText(text)
+    assert widget.run() is None and not widget.runner.running
+    assert notes["error"] == [f"Deblur: {_parse_error(text)}"]
+    assert words in notes["error"][0] and "Traceback" not in notes["error"][0]
+    assert [layer.name for layer in viewer.layers] == ["small"]
+
+    widget.residue_ns.setText("2-4, 0")  # what it accepts runs, with those n on the slider
+    run_and_wait(qtbot, widget)
+    assert widget.runner.outcome == "done", notes
+    assert widget.result_layer(viewer.layers["small"], "IRD residues").metadata["napari_crcnet"]["n"] == [0, 2, 3, 4]
+
+
+def _parse_error(text):
+    try:
+        deconv.parse_indices(text)
+    except ValueError as error:
+        return str(error)
+    raise AssertionError(f"{text!r} was accepted")
+
+
+def test_richardson_lucy_equals_the_core_call_and_keeps_each_scope(make_napari_viewer, qtbot, notes):
+    from napari_crcnet import richardson_lucy
+
+    viewer = make_napari_viewer()
+    kernel = kernels.gaussian_kernel(1.2)
+    frames = deconv.blur(np.random.default_rng(4).random((3, 32, 28)), kernel, noise=0.01, seed=5)
+    image = viewer.add_image(frames, name="stack", scale=(3.0, 0.5, 0.25), translate=(6.0, 1.0, -2.0),
+                             metadata={"um": 0.25})
+    before = image.data.copy()
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian", sigma=1.2)
+    widget.method.setCurrentText("Richardson-Lucy")
+    assert widget.rl_iterations.value() == 30 and widget.tv.value() == 0 and not widget.stop_early.isChecked()
+    for shown in (widget.rl_iterations, widget.tv, widget.stop_early, widget.tol):
+        assert shown.isVisibleTo(widget)
+    for hidden in (widget.sigma, widget.iterations, widget.residue_ns, widget.lam, widget.model):
+        assert not hidden.isVisibleTo(widget)
+    assert not widget.tol.isEnabled()  # "stop early" is off by default
+    widget.rl_iterations.setValue(12)
+    widget.tv.setValue(0.005)
+    widget.device.setCurrentText("cpu")  # compared with CPU calls of the core
+
+    run_and_wait(qtbot, widget)
+
+    assert widget.runner.outcome == "done", notes
+    result = widget.result_layer(image, "Richardson-Lucy")
+    assert result.name == "Richardson-Lucy N=12 TV=0.005 · stack"
+    expected = richardson_lucy(before, kernel, 12, tv=0.005, device="cpu")
+    np.testing.assert_allclose(result.data, expected, atol=1e-5)
+    np.testing.assert_array_equal(result.scale, image.scale)
+    np.testing.assert_array_equal(result.translate, image.translate)
+    meta = result.metadata["napari_crcnet"]
+    assert result.metadata["um"] == 0.25 and meta["method"] == "Richardson-Lucy"
+    assert meta["n_iter"] == 12 and meta["tv"] == 0.005 and meta["tol"] is None and meta["iterations_run"] == 12
+    np.testing.assert_array_equal(image.data, before)
+
+    widget.tv.setValue(0)  # plain RL that may stop early: the same layer, updated
+    widget.rl_iterations.setValue(500)
+    widget.stop_early.setChecked(True)
+    assert widget.tol.isEnabled()
+    widget.tol.setValue(0.01)
+    run_and_wait(qtbot, widget)
+    assert widget.result_layer(image, "Richardson-Lucy") is result and len(viewer.layers) == 2
+    assert result.name == "Richardson-Lucy N=500 tol=0.01 · stack"
+    np.testing.assert_allclose(result.data, richardson_lucy(before, kernel, 500, tol=0.01, device="cpu"), atol=1e-5)
+    assert 1 <= result.metadata["napari_crcnet"]["iterations_run"] < 500  # it stopped early
+
+    widget.stop_early.setChecked(False)  # the current step has its own layer; the stack's stays
+    widget.rl_iterations.setValue(8)
+    viewer.dims.set_point(0, 6.0 + 1 * 3.0)
+    widget.scope.setCurrentText("current step only")
+    run_and_wait(qtbot, widget)
+    one = widget.result_layer(image, "Richardson-Lucy", current_step=True)
+    assert one is not result and one.name == "Richardson-Lucy N=8 · stack [axis 0=1]"
+    np.testing.assert_allclose(one.data[0], richardson_lucy(before[1], kernel, 8, device="cpu"), atol=1e-5)
+    assert result.name == "Richardson-Lucy N=500 tol=0.01 · stack" and len(viewer.layers) == 3
+    assert not notes["error"] and not notes["warning"]
+
+
+def test_richardson_lucy_cancel_stops_it_and_adds_nothing(make_napari_viewer, qtbot, notes):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.random.default_rng(0).random((128, 128)).astype(np.float32), name="big")
+    widget = deblur_widget(viewer)
+    widget.kernel.set_generated("Gaussian", sigma=2.0)
+    widget.method.setCurrentText("Richardson-Lucy")
+    widget.rl_iterations.setValue(100_000)  # far longer than the wait below: only Cancel ends it in time
+    widget.run()
+    qtbot.waitUntil(lambda: widget.runner.bar.maximum() >= 100_000 and widget.runner.bar.value() >= 3,
+                    timeout=WAIT_MS)  # the bar counts the iterations
+    widget.runner.cancel_button.click()
+    qtbot.waitUntil(lambda: not widget.runner.running, timeout=WAIT_MS)
+    assert widget.runner.outcome == "cancelled"
+    assert [layer.name for layer in viewer.layers] == ["big"]
+    assert widget.result_layer(image, "Richardson-Lucy") is None and not notes["error"]
+    assert any("cancelled" in message for message in notes["info"])
 
 
 def test_cancel_stops_a_long_run_and_adds_nothing(make_napari_viewer, qtbot, notes):

@@ -1,4 +1,8 @@
-"""Residue stacks (IRD residues and partial sums, CRCNet unit outputs): which n to compute, and their display."""
+"""Residue stacks (IRD residues and partial sums, CRCNet unit outputs): their display.
+
+Which n to compute is read by :func:`napari_crcnet.deconv.parse_indices`, the same rule as the CLI's
+``--residues``.
+"""
 
 from __future__ import annotations
 
@@ -16,28 +20,6 @@ def robust_limits(data: np.ndarray, percentile: float = 0.5) -> tuple[float, flo
     if not high > low:
         high = low + 1e-6
     return float(low), float(high)
-
-
-def parse_int_list(text: str) -> list[int]:
-    """``"0, 1, 2, 5-8, 50"`` -> ``[0, 1, 2, 5, 6, 7, 8, 50]`` (sorted, unique, non-negative)."""
-    values: set[int] = set()
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                first, last = part.split("-", 1)
-                values.update(range(int(first), int(last) + 1))
-            else:
-                values.add(int(part))
-        except ValueError:
-            raise ValueError(f"not a list of integers: {text!r} (write e.g. '0, 1, 2, 5, 10, 50' or '0-20')") from None
-    if any(v < 0 for v in values):
-        raise ValueError(f"residue indices must be >= 0, got {text!r}")
-    if not values:
-        raise ValueError("give at least one residue index n (e.g. '0, 1, 2, 5, 10, 50')")
-    return sorted(values)
 
 
 def slice_limits(stack: np.ndarray) -> list[tuple[float, float]]:

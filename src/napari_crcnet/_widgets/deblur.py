@@ -1,15 +1,18 @@
-"""The Deblur widget: image layer + kernel -> MMSE, IRD (with residues), hyper-Laplacian or CRCNet.
+"""The Deblur widget: image layer + kernel -> MMSE, IRD (with residues), Richardson-Lucy, hyper-Laplacian or
+CRCNet.
 
 Thin glue, as in pycudadecon's napari adapter: the widget cuts an array out of the chosen layer
 (:func:`~napari_crcnet._widgets._layers.layer_input`), calls one core function in a worker thread
 (:func:`napari_crcnet.deconv.mmse`, :func:`~napari_crcnet.deconv.ird`,
-:func:`~napari_crcnet.deconv.iter_ird_residues`, :func:`~napari_crcnet.hyperlaplacian.hyper_laplacian`,
+:func:`~napari_crcnet.deconv.iter_ird_residues`, :func:`~napari_crcnet.richardsonlucy.richardson_lucy`,
+:func:`~napari_crcnet.hyperlaplacian.hyper_laplacian`,
 :func:`~napari_crcnet.inference.crcnet`) and turns the arrays that come back into layers placed like the
 input (scale, translate, metadata, colormap and contrast copied). The input layer is never modified.
 
 Layers added (``<image>`` is the input layer's name):
 
-* ``MMSE σ=0.003 · <image>`` (or ``IRD σ=… N=…``, ``hyper-Laplacian λ=… α=…``, ``CRCNet <model>``): the
+* ``MMSE σ=0.003 · <image>`` (or ``IRD σ=… N=…``, ``Richardson-Lucy N=…`` (`` TV=…`` with a TV weight,
+  `` tol=…`` when it may stop early), ``hyper-Laplacian λ=… α=…``, ``CRCNet <model>``): the
   result, method first so that it stays readable in a narrow layer list. Running the same method on the
   same input again updates this layer instead of adding one. "all slices / frames" and "current step
   only" each have their own layer (``… · <image> [z=7]``): one never overwrites the other.
@@ -60,10 +63,10 @@ from ._layers import METADATA_KEY, LayerInput, display_limits, layer_input, show
 from ._layout import Collapsible, compact_combo, hbox, scrolled, vbox
 from ._model_list import model_events, refill_model_combo
 from ._notify import Notifier
-from ._residues import SLIDER_KEY, StackReadout, parse_int_list, slice_limits
+from ._residues import SLIDER_KEY, StackReadout, slice_limits
 from ._task_runner import TaskRunner, call_with_progress, interruptible, interruptible_steps
 
-METHODS = ("MMSE", "IRD", "hyper-Laplacian", "CRCNet")
+METHODS = ("MMSE", "IRD", "Richardson-Lucy", "hyper-Laplacian", "CRCNet")
 DEVICES = ("auto", "cpu", "cuda")
 SCOPES = ("all slices / frames", "current step only")
 TITLE = "Deblur"
@@ -100,7 +103,7 @@ def unit_display(unit: np.ndarray, plain_ndim: int, rgb: bool) -> np.ndarray:
 
 
 class DeblurWidget(QWidget):
-    """Deblur an image layer with a known kernel (MMSE, IRD + residues, hyper-Laplacian, CRCNet)."""
+    """Deblur an image layer with a known kernel (MMSE, IRD + residues, Richardson-Lucy, hyper-Laplacian, CRCNet)."""
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,7 +124,8 @@ class DeblurWidget(QWidget):
         self.method.addItems(METHODS)
         self.method.setToolTip(
             "MMSE: closed-form Wiener filter. IRD: Iterative Residual Deconvolution (paper Alg. 1), "
-            "with its residues. hyper-Laplacian: Krishnan & Fergus 2009. CRCNet: a trained network"
+            "with its residues. Richardson-Lucy: the iterative Poisson (photon-count) method of microscopy, "
+            "optionally with total variation. hyper-Laplacian: Krishnan & Fergus 2009. CRCNet: a trained network"
         )
 
         # MMSE / IRD
@@ -142,6 +146,37 @@ class DeblurWidget(QWidget):
         )
         self.residue_ns = QLineEdit(DEFAULT_RESIDUES)
         self.residue_ns.setToolTip("residue indices n, e.g. '0, 1, 2, 5, 10, 50' or '0-20'")
+
+        # Richardson-Lucy
+        self.rl_iterations = QSpinBox()
+        self.rl_iterations.setRange(1, 100_000)
+        self.rl_iterations.setValue(30)
+        self.rl_iterations.setToolTip(
+            "Richardson-Lucy iterations N: more sharpen more, and amplify the noise more (each costs two blurs)"
+        )
+        self.tv = QDoubleSpinBox()
+        self.tv.setDecimals(4)
+        self.tv.setRange(0.0, 0.5)
+        self.tv.setSingleStep(0.001)
+        self.tv.setSpecialValueText("off")
+        self.tv.setToolTip(
+            "total-variation weight λ (Dey et al. 2006); off: plain Richardson-Lucy; "
+            "0.001-0.02 suppresses the noise that many iterations amplify"
+        )
+        self.stop_early = QCheckBox("stop early")
+        self.stop_early.setToolTip(
+            "stop before N iterations once an iteration changes every image by less than the tolerance"
+        )
+        self.tol = QDoubleSpinBox()
+        self.tol.setDecimals(5)
+        self.tol.setRange(0.00001, 0.5)
+        self.tol.setSingleStep(0.0005)
+        self.tol.setValue(0.001)
+        self.tol.setEnabled(False)
+        self.tol.setToolTip(
+            "tolerance: the relative change ||x_new - x|| / ||x|| of one iteration below which it stops"
+        )
+        self.stop_early.toggled.connect(self.tol.setEnabled)
 
         # hyper-Laplacian
         self.lam = _auto_spin(1, 1e6, 100.0, "data weight λ in λ/2 ||k*x - b||² + Σ|∇x|^α; auto: from the noise")
@@ -220,6 +255,9 @@ class DeblurWidget(QWidget):
         row("iterations", "iterations N", self.iterations)
         row("residues", "", self.residues)
         row("residue_ns", "residues n", self.residue_ns)
+        row("rl_iterations", "iterations N", self.rl_iterations)
+        row("tv", "TV weight", self.tv)
+        row("tol", "", hbox(self.stop_early, self.tol))
         row("lam", "λ", hbox(self.lam, _clone_button(self.estimate, self.estimate_parameters)))
         row("alpha", "α", self.alpha)
         row("model", "model", hbox(self.model, self.refresh_button))
@@ -256,6 +294,9 @@ class DeblurWidget(QWidget):
             "iterations": method == "IRD",
             "residues": method == "IRD",
             "residue_ns": method == "IRD",
+            "rl_iterations": method == "Richardson-Lucy",
+            "tv": method == "Richardson-Lucy",
+            "tol": method == "Richardson-Lucy",
             "lam": method == "hyper-Laplacian",
             "alpha": method == "hyper-Laplacian",
             "model": method == "CRCNet",
@@ -356,7 +397,7 @@ class DeblurWidget(QWidget):
         return self.runner.start(job, lambda outcome: self._show(layer, outcome), title=TITLE)
 
     def _prepare(self) -> tuple[Image, Any]:
-        from .. import kernels
+        from .. import deconv, kernels
 
         layer = self.image.value
         if layer is None:
@@ -377,13 +418,17 @@ class DeblurWidget(QWidget):
             return layer, _mmse_job(source, kernel, sigma, options, info)
         all_steps = self._has_steps() and not source.step
         if method == "IRD":
-            ns = parse_int_list(self.residue_ns.text()) if self.residues.isChecked() else []
+            ns = deconv.parse_indices(self.residue_ns.text()) if self.residues.isChecked() else []
             _check_stack_size(
                 2 * len(ns) * source.data.size * 4, f"{len(ns)} residues and partial sums",
                 'choose fewer n in "residues n" or untick "add residue layers"'
                 + (', or choose "current step only"' if all_steps else ""),
             )
             return layer, _ird_job(source, kernel, sigma, self.iterations.value(), ns, options, info)
+        if method == "Richardson-Lucy":
+            tol = self.tol.value() if self.stop_early.isChecked() else None
+            return layer, _richardson_lucy_job(source, kernel, self.rl_iterations.value(), self.tv.value(), tol,
+                                               options, info)
         if method == "hyper-Laplacian":
             lam = self.lam.value() or None
             alpha_text, alpha = self.alpha.currentText(), float(self.alpha.currentData())
@@ -497,6 +542,29 @@ def _ird_job(source: LayerInput, kernel: np.ndarray, sigma: float | None, n_iter
                 ("IRD partial sums", sums, "n", {"n": ns, SLIDER_KEY: {"label": "n", "values": ns}}),
             ]
         return outcome
+
+    return job
+
+
+def _richardson_lucy_job(source: LayerInput, kernel: np.ndarray, n_iter: int, tv: float, tol: float | None,
+                         options: dict, info: dict):
+    def job(progress: ProgressCallback):
+        from ..richardsonlucy import richardson_lucy
+
+        done = [0]  # iterations run on the image (the most over its chunks): fewer than N once it stops early
+
+        def counting(step: int, total: int) -> None:
+            done[0] = max(done[0], (step - 1) % n_iter + 1)
+            progress(step, total)
+
+        if hasattr(progress, "is_cancelled"):  # Cancel stops the wait for the core at once (interruptible)
+            counting.is_cancelled = progress.is_cancelled  # type: ignore[attr-defined]
+        yield (0, 1)
+        out = call_with_progress(richardson_lucy, source.data, kernel, n_iter, tv=tv, tol=tol, progress=counting,
+                                 **options)
+        label = f"Richardson-Lucy N={n_iter}" + (f" TV={tv:.3g}" if tv else "") + (f" tol={tol:.3g}" if tol else "")
+        return Outcome(out, label, {**info, "n_iter": n_iter, "tv": tv, "tol": tol, "iterations_run": done[0]},
+                       source)
 
     return job
 
