@@ -33,6 +33,7 @@ _EXPORTS = {
     "suggest_sigma": "deconv",
     "hyper_laplacian": "hyperlaplacian",
     "richardson_lucy": "richardsonlucy",
+    "specialise": "specialisation",
     # kernels
     "gaussian_kernel": "kernels",
     "disk_kernel": "kernels",

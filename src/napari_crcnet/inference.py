@@ -455,10 +455,11 @@ def crcnet(
         time series or a Z stack processed slice by slice). Integers are scaled to [0, 1].
     model : str, Path or (CRCNet, dict)
         A shipped or user model name (see :func:`napari_crcnet.list_models`), a ``.safetensors`` path,
-        or an already loaded ``(model, card)`` pair. None (default): the model trained for any kernel up
-        to 31x31 px and noise of 0.5-5 %, ``"any-kernel-gray"`` for a gray image when installed, else
-        ``"any-kernel"`` (:func:`~napari_crcnet.models.store.default_model`; a per-kernel model is better
-        for its kernel).
+        or an already loaded ``(model, card)`` pair. None (default): the model specialised to ``kernel``
+        by :func:`napari_crcnet.specialise` when there is one (:func:`~napari_crcnet.specialisation.find_specialised`),
+        else the model trained for any kernel up to 31x31 px and noise of 0.5-5 %, ``"any-kernel-gray"``
+        for a gray image when installed, else ``"any-kernel"``
+        (:func:`~napari_crcnet.models.store.default_model`).
     kernel : array_like or str, optional
         The kernel ``image`` was blurred with (convolution-oriented, centred; a spec string such as
         ``"gaussian:2"`` also works). A model only undoes the blur it was trained for: a kernel other
@@ -486,8 +487,11 @@ def crcnet(
     array = np.asarray(image)
     layout = Layout.of(array.shape, channel_axis, 2)  # a clear error for a non-integer or out-of-range axis
     channels = layout.channels
-    if model is None:
-        model = store.default_model(channels)
+    if model is None:  # a model specialised to this kernel (napari_crcnet.specialise), else the default
+        from .specialisation import find_specialised
+
+        specialised = find_specialised(kernel, channels) if kernel is not None else None
+        model = specialised if specialised is not None else store.default_model(channels)
     if isinstance(model, (tuple, list)) and len(model) == 2:
         net, card = model
         card = dict(card or {})
