@@ -10,25 +10,30 @@ Examples::
     crcnet demo -o demo-output
     crcnet train --kernel k.png --images clear_photos/ -o my-model.safetensors
     crcnet deblur photo.png --method crcnet --model my-model -o out.png
+    crcnet deblur raw/ 'more/*.png' stack.tif movie.zarr --kernel gaussian:2 -o sharp/ --cluster local:2
 
 Bad input ends with one line on stderr and exit code 2, never a traceback; messages and warnings name the
-command's options (``--force``, ``--device cpu``), not the Python keywords behind them.
+command's options (``--force``, ``--device cpu``), not the Python keywords behind them. A batch (several
+inputs, a folder, a glob, a ``.zarr`` store or ``-o OUTDIR/``; see :mod:`napari_crcnet.batch`) exits with 0 when
+every file was written or skipped, 1 when any file failed (each reported on one line), 2 when nothing was done
+(bad options, missing inputs, no scheduler at the ``--cluster`` address).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 METHODS = ("mmse", "ird", "hyper-laplacian", "richardson-lucy", "crcnet")
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
@@ -91,21 +96,12 @@ def cli_words(message: str) -> str:
 def _channel_axis(image: np.ndarray, channel_axis: str) -> int | None:
     """``--channel-axis``: ``auto`` (the last axis is colour when it has 3 or 4 entries, RGB/RGBA, and the image
     is 3D or more), ``none``, or an axis number within the image's axes."""
-    text = str(channel_axis).strip().lower()
-    if text == "none":
-        return None
-    if text == "auto":
-        return -1 if image.ndim >= 3 and image.shape[-1] in (3, 4) else None
+    from .batch import channel_axis_for
+
     try:
-        axis = int(text)
-    except ValueError:
-        raise _Fail(f"--channel-axis must be auto, none or an axis number, not {channel_axis!r}") from None
-    if not -image.ndim <= axis < image.ndim:
-        raise _Fail(
-            f"--channel-axis {axis} is out of range: the image has shape {image.shape} "
-            f"(axes 0 to {image.ndim - 1}, or -{image.ndim} to -1)"
-        )
-    return axis
+        return channel_axis_for(image.shape, channel_axis)
+    except ValueError as error:
+        raise _Fail(str(error)) from None
 
 
 def _check_paths(args: argparse.Namespace) -> None:
@@ -116,7 +112,8 @@ def _check_paths(args: argparse.Namespace) -> None:
     if source.is_dir():
         raise _Fail(f"{source} is a directory; crcnet deblur takes one image file ({', '.join(IMAGE_EXTENSIONS)})")
     if target.is_dir():
-        raise _Fail(f"-o {target} is a directory; give a file name, e.g. -o {target / (source.stem + '.tif')}")
+        raise _Fail(f"-o {target} is a directory; give a file name, e.g. -o {target / (source.stem + '.tif')}, "
+                    f"or -o {target}{os.sep} to write {target / (source.stem + '.tif')} as a batch")
     try:
         checked_suffix(target, (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy"), "output",
                        "supported for writing")
@@ -166,53 +163,88 @@ def _load_kernel_arg(spec: str, correlation: bool) -> np.ndarray:
     return kernels.from_correlation(kernel) if correlation else kernel
 
 
-def _deblur(args: argparse.Namespace) -> int:
-    from . import deconv, io
+def _settings(args: argparse.Namespace):
+    """The deblurring options of ``args`` as :class:`~napari_crcnet.batch.Settings`."""
+    from .batch import Settings
 
-    _check_paths(args)
-    ns = _residue_indices(args)
     if args.method != "crcnet" and not args.kernel:
         raise _Fail(f"--kernel is required for --method {args.method}")
+    kernel = _load_kernel_arg(args.kernel, args.correlation) if args.kernel else None
+    return Settings(method=args.method, kernel=kernel, sigma=args.sigma, prior=args.prior, iterations=args.iterations,
+                    tv=args.tv, tol=args.tol, lam=args.lam, alpha=args.alpha, model=args.model, force=args.force,
+                    noise=args.noise, boundary=args.boundary, channel_axis=args.channel_axis, device=args.device)
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    """Several inputs, a folder, a glob pattern, a ``.zarr`` store, or ``-o`` ending with a slash."""
+    from .batch import ZARR, is_pattern
+
+    if len(args.input) > 1 or args.output.endswith(("/", os.sep)):
+        return True
+    text = args.input[0]
+    path = Path(text)
+    return is_pattern(text) or path.suffix.lower() == ZARR or path.is_dir()
+
+
+def _deblur(args: argparse.Namespace) -> int:
+    if _is_batch(args):
+        return _deblur_batch(args)
+    if args.cluster:
+        raise _Fail("--cluster is for batches: several inputs, a folder or a glob, with -o OUTDIR/")
+    from . import deconv, io
+    from .batch import deblur_array, prepare
+
+    args.input = args.input[0]
+    _check_paths(args)
+    ns = _residue_indices(args)
+    settings = _settings(args)
     image = io.read_image(args.input)
-    channel_axis = _channel_axis(image, args.channel_axis)
-    if channel_axis is not None and image.shape[channel_axis] == 4:
-        image = np.take(image, [0, 1, 2], axis=channel_axis)  # RGBA: the alpha channel is not blurred
-    common: dict[str, Any] = {"channel_axis": channel_axis, "device": args.device}
-
-    if args.method == "crcnet":
-        from .inference import crcnet
-
-        kernel = _load_kernel_arg(args.kernel, args.correlation) if args.kernel else None
-        result = crcnet(
-            image, args.model, kernel, force=args.force, noise=args.noise,
-            progress=_progress_printer("crcnet"), **common,
-        )
-    else:
-        kernel = _load_kernel_arg(args.kernel, args.correlation)
-        common["boundary"] = args.boundary
-        if args.method == "mmse":
-            result = deconv.mmse(image, kernel, args.sigma, prior=args.prior, **common)
-        elif args.method == "ird":
-            result = deconv.ird(image, kernel, args.sigma, args.iterations or 100, **common)
-        elif args.method == "richardson-lucy":
-            from .richardsonlucy import richardson_lucy
-
-            result = richardson_lucy(image, kernel, args.iterations or 30, tv=args.tv, tol=args.tol,
-                                     progress=_progress_printer("richardson-lucy"), **common)
-        else:
-            from .hyperlaplacian import hyper_laplacian
-
-            result = hyper_laplacian(
-                image, kernel, args.lam, args.alpha, progress=_progress_printer("hyper-laplacian"), **common
-            )
-        if ns:
-            residues, sums = deconv.ird_residues(image, kernel, args.sigma, ns, **common)
-            stem = Path(args.output)
-            io.write_image(stem.with_name(stem.stem + "_residues.tif"), residues)
-            io.write_image(stem.with_name(stem.stem + "_partial_sums.tif"), sums)
+    _channel_axis(image, args.channel_axis)  # a bad --channel-axis in the CLI's words
+    image, channel_axis = prepare(image, args.channel_axis)  # RGBA: the alpha channel is not blurred
+    result = deblur_array(image, channel_axis, settings, progress=_progress_printer)
+    if ns:
+        common = {"channel_axis": channel_axis, "device": args.device, "boundary": args.boundary}
+        residues, sums = deconv.ird_residues(image, settings.kernel, args.sigma, ns, **common)
+        stem = Path(args.output)
+        io.write_image(stem.with_name(stem.stem + "_residues.tif"), residues)
+        io.write_image(stem.with_name(stem.stem + "_partial_sums.tif"), sums)
     io.write_image(args.output, result)
     print(f"wrote {args.output} ({args.method}, shape {'x'.join(map(str, result.shape))})")
     return 0
+
+
+def _deblur_batch(args: argparse.Namespace) -> int:
+    """``crcnet deblur IN... -o OUTDIR/``: every input to ``OUTDIR/<stem>.tif`` (``.zarr`` for zarr stores)."""
+    from .batch import collect_inputs, parse_cluster, plan_jobs, run_batch
+
+    outdir = Path(args.output)
+    if not (outdir.is_dir() or args.output.endswith(("/", os.sep)) or not outdir.suffix):
+        folders = [text for text in args.input if Path(text).is_dir() and Path(text).suffix.lower() != ".zarr"]
+        what = f"{folders[0]} is a directory, so" if folders else "with several inputs, a glob or a .zarr store"
+        raise _Fail(f"{what} -o names a folder: -o {outdir}{os.sep} writes {outdir / '<input name>.tif'}")
+    if outdir.exists() and not outdir.is_dir():
+        raise _Fail(f"-o {outdir} is a file; give a folder for several inputs")
+    if args.residues:
+        raise _Fail("--residues is for one input file, not a batch")
+    try:
+        cluster = parse_cluster(args.cluster) if args.cluster else None
+    except ValueError as error:
+        raise _Fail(str(error)) from None
+    if args.cluster_timeout <= 0:
+        raise _Fail(f"--cluster-timeout must be > 0 seconds, not {args.cluster_timeout:g}")
+    settings = _settings(args)
+    jobs = plan_jobs(collect_inputs(args.input), outdir)
+    bar = _progress_printer(f"deblur {len(jobs)} files")
+
+    def failure(source: Path, reason: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")  # clear the progress bar's line
+        print(f"crcnet deblur: failed: {source}: {cli_words(reason)}", file=sys.stderr)
+
+    summary = run_batch(jobs, settings, cluster=cluster, overwrite=args.overwrite,
+                        connect_timeout=args.cluster_timeout, progress=bar, report=print, report_failure=failure)
+    print(f"{summary.line()} ({args.method}, into {outdir})")
+    return EXIT_FAILED if summary.failed else 0
 
 
 def _kernel(args: argparse.Namespace) -> int:
@@ -264,9 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deblur", help="deblur an image with a known kernel (MMSE, IRD, hyper-Laplacian, "
                        "Richardson-Lucy, CRCNet)",
                        description=DESCRIPTION, epilog=KERNEL_SPEC_HELP, formatter_class=HelpFormatter)
-    p.add_argument("input", help="image file (TIFF, PNG, JPG, BMP, NPY, NPZ)")
+    p.add_argument("input", nargs="+",
+                   help="image file (TIFF, PNG, JPG, BMP, NPY, NPZ); several files, folders (their image files, "
+                   "not recursive), quoted globs such as 'raw/*.tif', TIFF stacks and .zarr stores make a batch")
     p.add_argument("-o", "--output", required=True,
-                   help="output file: .tif keeps float32; .png/.jpg/.bmp are 8-bit; .npy as computed")
+                   help="output file: .tif keeps float32; .png/.jpg/.bmp are 8-bit; .npy as computed. A batch "
+                   "writes OUTDIR/<input name>.tif (float32; .zarr for a zarr store): give -o OUTDIR/")
     p.add_argument("--kernel",
                    help="kernel file or spec, e.g. psf.tif, gaussian:2, motion:15,30, shake:21,seed=3 (see below); "
                    "required except for --method crcnet (default: none)")
@@ -302,6 +337,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel-axis", default="auto",
                    help="colour axis: auto (the last axis when it has 3 or 4 entries), none, or an axis number")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")
+    p.add_argument("--overwrite", action="store_true",
+                   help="batch: redo outputs that already exist (by default they are skipped, so an interrupted "
+                   "batch resumes)")
+    p.add_argument("--cluster", default=None,
+                   help="batch on a dask.distributed cluster: local:N (N worker processes here) or the address "
+                   "of a running scheduler, tcp://HOST:PORT (default: none, files one after another here; needs "
+                   'pip install "napari-crcnet[distributed]")')
+    p.add_argument("--cluster-timeout", type=float, default=30.0,
+                   help="seconds to wait for the --cluster scheduler and its first worker")
     p.set_defaults(run=_deblur)
 
     p = sub.add_parser("kernel", help="write a generated kernel to a file", epilog=KERNEL_SPEC_HELP,
