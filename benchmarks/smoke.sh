@@ -19,3 +19,4 @@ run any_kernel.py --quick --threads 1 --write-card --gray-model any-kernel-gray
 run real_data.py --quick --threads 1
 run noise_floor.py --quick --threads 1
 run richardson_lucy.py --quick --threads 1
+run cpu_speedup.py --quick --threads 1

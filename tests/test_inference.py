@@ -12,6 +12,7 @@ import torch
 from napari_crcnet import inference
 from napari_crcnet._progress import Cancelled
 from napari_crcnet.inference import apply_model, crcnet
+from napari_crcnet.metrics import psnr
 from napari_crcnet.models import CRCNet, CRCNetConfig, save_model
 
 torch.set_num_threads(1)
@@ -81,13 +82,43 @@ def test_tiled_equals_untiled(c, features):
     assert np.max(np.abs(seamy - reference)) > 1e-3
 
 
+@pytest.fixture(autouse=True)
+def _no_bf16(monkeypatch):
+    """Tiling and layout tests compare with float32 to 1e-4: bf16 (on where the CPU has it) is tested apart."""
+    from napari_crcnet import inference
+
+    monkeypatch.setattr(inference, "FAST_BFLOAT16", False)
+
+
 def test_fast_paths_match_plain_fp32():
+    """Channels-last alone (bf16 off, as on CPUs without native bf16) changes nothing but round-off."""
     net = small_net(3)
     image = np.random.default_rng(1).random((40, 50, 3), np.float32)
     fast = apply_model(net, None, image, channel_axis=-1, device="cpu", fast=True)
     plain = apply_model(net, None, image, channel_axis=-1, device="cpu", fast=False)
-    assert np.max(np.abs(fast - plain)) < 1e-3
+    assert np.max(np.abs(fast - plain)) < 1e-5
     assert all(p.is_contiguous() for p in net.parameters())  # the caller's model keeps its memory format
+
+
+def test_bf16_is_used_where_the_cpu_has_it_and_moves_the_psnr_by_little(monkeypatch):
+    """Judged as a user sees it: the shipped gray model on a blurred photo, PSNR with and without bf16."""
+    import napari_crcnet as nc
+    from napari_crcnet import inference
+
+    monkeypatch.setattr(inference, "FAST_BFLOAT16", "auto")
+    runner = inference._Runner(small_net(1), torch.device("cpu"), 64, 8, True, False, None)
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    assert runner._flags() == (True, False)
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: True)  # autocast runs (emulated) on any CPU
+    assert runner._flags() == (True, True)
+    assert inference._Runner(small_net(1), torch.device("cpu"), 64, 8, False, False, None)._flags() == (False, False)
+    clear = np.asarray(__import__("skimage").data.camera()[96:224, 160:288], np.float32) / 255
+    kernel = nc.random_motion_kernel(13, seed=5)
+    blurred = nc.blur(clear, kernel, noise=0.01, seed=0)
+    fast = nc.crcnet(blurred, "any-kernel-gray", kernel=kernel, noise=0.01, device="cpu", fast=True)
+    plain = nc.crcnet(blurred, "any-kernel-gray", kernel=kernel, noise=0.01, device="cpu", fast=False)
+    assert 0 < np.max(np.abs(fast - plain)) < 2e-2  # bf16 did run
+    assert abs(psnr(clear, np.clip(fast, 0, 1)) - psnr(clear, np.clip(plain, 0, 1))) < 0.05
 
 
 def test_layouts_time_series_and_channel_first():

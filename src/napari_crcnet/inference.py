@@ -57,12 +57,21 @@ OVERLAP_MARGIN = 6
 #: Smallest core (tile minus both overlaps) the OOM fallback halves down to before moving to the CPU.
 MIN_CORE = 32
 
-# What fast=True turns on (CPU only), chosen by benchmarks/inference_speed.py (results in
-# benchmarks/results/inference_speed.md; paper RGB net, 1 thread, AMD EPYC): channels-last tiles and weights
-# take 0.86-0.91x the fp32 time and differ from it by 1e-6; bfloat16 autocast (+ channels-last) takes
-# 0.35-0.5x but differs by 3.4e-3 to 3.8e-3 (> 1e-3), so it stays off.
+# What fast=True turns on (CPU only). Channels-last tiles and weights take 0.86-0.91x the fp32 time and
+# differ by 1e-6 (benchmarks/results/inference_speed.md). bfloat16 autocast takes 0.35-0.5x; its output
+# moves by up to 3.8e-3 per pixel, but what a user sees, the PSNR, moves by at most a few thousandths of a dB
+# on real images (benchmarks/results/cpu_speedup.md), so it is on where the CPU computes bf16 natively
+# (AVX512-BF16 / AMX); elsewhere bf16 is emulated and slower, so fp32 stays.
 FAST_CHANNELS_LAST = True
-FAST_BFLOAT16 = False
+FAST_BFLOAT16 = "auto"
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU does bfloat16 arithmetic natively (oneDNN's check: AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def default_overlap(model: CRCNet) -> int:
@@ -159,7 +168,9 @@ class _Runner:
     def _flags(self) -> tuple[bool, bool]:
         if not self.fast:
             return False, False
-        return FAST_CHANNELS_LAST and self.device.type == "cpu", FAST_BFLOAT16 and self.device.type == "cpu"
+        cpu = self.device.type == "cpu"
+        bfloat16 = cpu_has_bf16() if FAST_BFLOAT16 == "auto" else bool(FAST_BFLOAT16)
+        return FAST_CHANNELS_LAST and cpu, bfloat16 and cpu
 
     def _fallback(self, error: BaseException) -> None:
         """Next, more frugal configuration after an out-of-memory error; re-raises when none is left."""
@@ -353,8 +364,9 @@ def apply_model(
     progress : callable, optional
         ``progress(done, total)`` after every tile; raising :class:`~napari_crcnet.Cancelled` stops.
     fast : bool
-        Enable the CPU speed-ups measured to keep results within 1e-3 of plain float32
-        (``FAST_CHANNELS_LAST``; ``FAST_BFLOAT16`` is off, see benchmarks/inference_speed.py).
+        CPU speed-ups: channels-last memory format, and bfloat16 autocast on CPUs that compute bf16
+        natively (:func:`cpu_has_bf16`); measured 2-3x faster with a PSNR change of a few thousandths of a
+        dB (``benchmarks/results/cpu_speedup.md``). ``fast=False``: plain float32.
     dtype : numpy dtype
         Output dtype (float32; float64 only changes the output type, the network runs in float32).
     noise : float, optional
