@@ -87,3 +87,22 @@ def test_the_batch_must_split_evenly(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="divisible"):
         start_processes(torch.device("cpu"), 8)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_the_cli_under_torchrun_writes_one_model_and_one_summary(tmp_path):
+    from skimage import io as skio
+
+    cam = data.camera()[::4, ::4]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, crop in enumerate((cam[:64, :64], cam[64:, :64], cam[:64, 64:], cam[64:, 64:], cam[32:96, 32:96])):
+        skio.imsave(folder / f"{i}.png", crop, check_contrast=False)
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m",
+              "napari_crcnet.cli", "train", "--kernel", "gaussian:1", "--images", str(folder), "--iterations", "2",
+              "--batch", "4", "--crop", "32", "--val-every", "0", "--device", "cpu", "-o", str(tmp_path / "m")]
+    done = _run(launch, tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("done: 2 iterations") == 1  # one summary, from rank 0
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["training"]["world_size"] == 2

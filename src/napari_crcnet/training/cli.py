@@ -347,6 +347,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         print(f"\ncrcnet train: interrupted; checkpoint written to {config.checkpoint}; "
               "rerun the same command with --resume to continue", file=sys.stderr)
         return 130
+    if result.model_path is None:  # under torchrun, a process other than rank 0: rank 0 reports and saves
+        return 0
     val = result.metrics.get("validation", {})
     lines = [
         f"{'stopped' if result.stopped else 'done'}: {result.steps} iterations, {result.elapsed_s / 60:.1f} min",
