@@ -50,3 +50,24 @@ def test_offline_images_need_no_download():
     assert len(photos) >= 10 and all(min(p.shape[:2]) >= 170 for p in photos)
     cells = offline_images(fluorescence=True, count=3)
     assert len(cells) == 3 and cells[0].shape == (256, 256) and 0 <= cells[0].min() and cells[0].max() <= 1
+
+
+def test_the_cli_specialises_and_deblur_then_uses_the_model_for_that_kernel(any_kernel_gray_model, tmp_path, capsys):
+    from napari_crcnet.cli import main
+    from napari_crcnet.io import read_image, write_image
+
+    folder = tmp_path / "clear"
+    folder.mkdir()
+    for i, image in enumerate(_images()):
+        write_image(folder / f"{i}.png", image)
+    assert main(["specialise", "--kernel", "gaussian:1.4", "--minutes", "0.02", "--channels", "gray",
+                 "--images", str(folder), "--device", "cpu"]) == 0
+    path = specialised_path(nc.gaussian_kernel(1.4), 1)
+    assert path.exists() and str(path) in capsys.readouterr().out
+    blurred = tmp_path / "b.tif"
+    write_image(blurred, nc.blur(data.camera()[:40, :48] / 255.0, nc.gaussian_kernel(1.4), noise=0.01, seed=0))
+    for model in ([], ["--model", str(path)]):
+        assert main(["deblur", str(blurred), "--method", "crcnet", "--kernel", "gaussian:1.4", "--noise", "0.01",
+                     "--device", "cpu", *model, "-o", str(tmp_path / f"out{len(model)}.tif")]) == 0
+    np.testing.assert_array_equal(read_image(tmp_path / "out0.tif"), read_image(tmp_path / "out2.tif"))
+    assert main(["specialise", "--kernel", "gaussian:1.4", "--noise", "5"]) == 2
