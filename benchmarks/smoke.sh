@@ -20,3 +20,5 @@ run real_data.py --quick --threads 1
 run noise_floor.py --quick --threads 1
 run richardson_lucy.py --quick --threads 1
 run cpu_speedup.py --quick --threads 1
+run scale.py --quick
+run specialise.py --quick --threads 1
