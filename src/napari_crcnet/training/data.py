@@ -457,25 +457,32 @@ class FamilySynthesizer(PairSynthesizer):
         of each image with a degradation drawn from generators seeded by ``seed`` (the same every call)."""
         from ..kernels import kernel_from_spec
 
+        rng = np.random.default_rng(int(seed))
+        generator = torch.Generator().manual_seed(int(seed))
+        pairs = []
+        for big in self._validation_crops(images, size, stored, exclude):
+            spec, noise = self.draw_degradation(rng)
+            kernel = kernel_from_spec(spec)
+            blurred, clear = self.degrade_with(torch.from_numpy(big)[None], kernel, noise, generator)
+            pairs.append((blurred, clear, [kernel], torch.tensor([noise])))
+        return pairs
+
+    def _validation_crops(self, images: Any, size: int, stored: bool, exclude: Sequence[Path]) -> list[np.ndarray]:
+        """The centre ``size x size`` (or less) of each validation image with a margin of ``max_kernel // 2``
+        on every side (for the 'valid' blur), as float32 ``(C, Y, X)``; with ``gray_fraction`` each again in
+        gray."""
         if stored:
             arrays = list(images)
         else:
             arrays, _ = load_images(images, self.channels, exclude, min_size=max(self.big) - self.crop + 8)
-        arrays = self._with_gray(arrays)
-        rng = np.random.default_rng(int(seed))
-        generator = torch.Generator().manual_seed(int(seed))
         r = self.max_kernel // 2
-        pairs = []
-        for stored_image in arrays:
+        crops = []
+        for stored_image in self._with_gray(arrays):
             image = _expand(stored_image)
             h, w = (min(size, n - 2 * r) for n in image.shape[-2:])
             y0, x0 = (image.shape[-2] - h) // 2 - r, (image.shape[-1] - w) // 2 - r
-            big = torch.from_numpy(np.ascontiguousarray(image[None, :, y0 : y0 + h + 2 * r, x0 : x0 + w + 2 * r]))
-            spec, noise = self.draw_degradation(rng)
-            kernel = kernel_from_spec(spec)
-            blurred, clear = self.degrade_with(big, kernel, noise, generator)
-            pairs.append((blurred, clear, [kernel], torch.tensor([noise])))
-        return pairs
+            crops.append(np.ascontiguousarray(image[:, y0 : y0 + h + 2 * r, x0 : x0 + w + 2 * r]))
+        return crops
 
 
 class RealisticSynthesizer(FamilySynthesizer):
@@ -568,18 +575,9 @@ class RealisticSynthesizer(FamilySynthesizer):
     ) -> list[tuple[torch.Tensor, torch.Tensor, list[np.ndarray], torch.Tensor]]:
         """Fixed held-out ``(blurred, target, [given_kernel], noise_rms)``: the centre ``size x size`` (or
         less) of each image under a realistic degradation drawn from a generator seeded by ``seed``."""
-        if stored:
-            arrays = list(images)
-        else:
-            arrays, _ = load_images(images, self.channels, exclude, min_size=max(self.big) - self.crop + 8)
         rng = np.random.default_rng(int(seed))
-        r = self.max_kernel // 2
         pairs = []
-        for stored_image in arrays:
-            image = _expand(stored_image)
-            h, w = (min(size, n - 2 * r) for n in image.shape[-2:])
-            y0, x0 = (image.shape[-2] - h) // 2 - r, (image.shape[-1] - w) // 2 - r
-            big = image[:, y0 : y0 + h + 2 * r, x0 : x0 + w + 2 * r]
+        for big in self._validation_crops(images, size, stored, exclude):
             blurred, target, given, rms = self.degrade_realistic(big, rng)
             pairs.append((blurred, target, [given], torch.tensor([rms], dtype=torch.float32)))
         return pairs
