@@ -57,7 +57,11 @@ def test_every_committed_recipe_builds_its_config(path):
     assert recipe["name"] == path.stem
     assert config.iterations == recipe["iterations"] and config.seed == recipe["seed"]
     assert config.resume and Path(config.checkpoint).name == f"{path.stem}.ckpt.safetensors"
-    assert all(Path(p).is_relative_to(run_recipe.data_root()) for p in config.images)
+    if recipe["images"] is None:  # all content synthetic (the fluorescence recipe)
+        assert config.images is None and recipe["degradation"] == "fluorescence"
+    else:
+        assert all(Path(p).is_relative_to(run_recipe.data_root()) for p in config.images)
+    config.validate()
 
 
 def test_an_unknown_recipe_is_refused_with_the_known_ones(capsys):

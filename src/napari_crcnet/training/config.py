@@ -214,12 +214,15 @@ class TrainConfig:
                 raise ValueError("mmse_sigma is chosen per crop (suggest_sigma of its noise) with kernel='any'")
         if (self.degradation is not None or self.mmse_noise_floor) and not self.any_kernel:
             raise ValueError("degradation and mmse_noise_floor need kernel='any'")
+        synthetic = False
         if self.degradation is not None:
             from .degradation import Degradation
 
-            Degradation.from_spec(self.degradation)
+            synthetic = Degradation.from_spec(self.degradation).content == "fluorescence"
             if self.gray_fraction:
                 raise ValueError("gray_fraction is not used with a degradation model")
+        if self.images is None and not synthetic:
+            raise ValueError("images: give clear training images (only degradation='fluorescence' needs none)")
         if not (math.isfinite(self.mmse_noise_floor) and 0 <= self.mmse_noise_floor < 1):
             raise ValueError(f"mmse_noise_floor must be in [0, 1), not {self.mmse_noise_floor!r}")
 
