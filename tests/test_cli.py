@@ -48,10 +48,11 @@ def test_richardson_lucy_options_reach_the_method(tmp_path, blurred_png, capsys)
     expected = nc.richardson_lucy(read_image(blurred_png), nc.gaussian_kernel(1.5), 7, tv=0.002, channel_axis=-1)
     np.testing.assert_allclose(read_image(out), expected, atol=1e-5)
     capsys.readouterr()
-    assert main(["deblur", str(blurred_png), "--kernel", "gaussian:1.5", "--method", "richardson-lucy",
-                 "--tv", "-1", "-o", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "tv" in err[0]
+    for bad, word in ((["--tv", "-1"], "tv"), (["--iterations", "0"], "iterations")):
+        assert main(["deblur", str(blurred_png), "--kernel", "gaussian:1.5", "--method", "richardson-lucy", *bad,
+                     "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and word in err[0], err
 
 
 def test_kernel_command(tmp_path):

@@ -132,11 +132,11 @@ def deblur_array(image: Any, channel_axis: int | None, settings: Settings,
     if s.method == "mmse":
         return deconv.mmse(image, s.kernel, s.sigma, prior=s.prior, **common)
     if s.method == "ird":
-        return deconv.ird(image, s.kernel, s.sigma, s.iterations or 100, **common)
+        return deconv.ird(image, s.kernel, s.sigma, 100 if s.iterations is None else s.iterations, **common)
     if s.method == "richardson-lucy":
         from .richardsonlucy import richardson_lucy
 
-        return richardson_lucy(image, s.kernel, s.iterations or 30, tv=s.tv, tol=s.tol,
+        return richardson_lucy(image, s.kernel, 30 if s.iterations is None else s.iterations, tv=s.tv, tol=s.tol,
                                progress=bar("richardson-lucy"), **common)
     if s.method == "hyper-laplacian":
         from .hyperlaplacian import hyper_laplacian
