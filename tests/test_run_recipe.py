@@ -115,3 +115,18 @@ def test_export_writes_the_checkpointed_model_and_leaves_the_run_alone(tiny, mon
     assert card["training"]["iterations"] == 4 and card["training"]["target_iterations"] == 6
     assert card["training"]["stopped_early"] is True
     assert np.isfinite(card["metrics"]["validation"]["gain_psnr"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "training" / "checkpoints").glob("*.ckpt.json")), ids=lambda p: p.stem)
+def test_every_committed_checkpoint_still_resumes_under_its_recipe(path):
+    """A checkpoint carried across sessions must match its recipe's identity (kernel or family hash and
+    architecture), or the next session could not resume it."""
+    from napari_crcnet.models.store import kernel_sha256
+    from napari_crcnet.training.config import family_sha256, resolve_kernel, run_model_config
+    from napari_crcnet.training.fit import _same_architecture
+
+    document = json.loads(path.read_text())
+    config = run_recipe.recipe_config(run_recipe.load_recipe(path.name.removesuffix(".ckpt.json")))
+    sha = family_sha256(config) if config.any_kernel else kernel_sha256(resolve_kernel(config.kernel))
+    assert document["kernel_sha256"] == sha
+    assert _same_architecture(document["model_config"], run_model_config(config))

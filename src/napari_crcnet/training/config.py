@@ -346,6 +346,11 @@ def resolve_model_config(model: Any, channels: int):
     return CRCNetConfig.from_dict(base)
 
 
+#: Degradation fields added after runs had started, with their defaults: left out of a run's identity when
+#: at the default, so a checkpoint written before they existed still resumes.
+LATER_DEGRADATION_FIELDS = {"content": "photo", "kernels": "any"}
+
+
 def family_sha256(config: TrainConfig) -> str:
     """Identity of an any-kernel training problem (kernel family, size limit, noise range), as a sha256."""
     import hashlib
@@ -357,7 +362,11 @@ def family_sha256(config: TrainConfig) -> str:
     if config.degradation is not None:  # the older runs' identity is unchanged
         from .degradation import Degradation
 
-        problem["degradation"] = Degradation.from_spec(config.degradation).to_dict()
+        settings = Degradation.from_spec(config.degradation).to_dict()
+        for key, default in LATER_DEGRADATION_FIELDS.items():  # fields added later count only when set
+            if settings.get(key) == default:
+                settings.pop(key)
+        problem["degradation"] = settings
         problem["mmse_noise_floor"] = float(config.mmse_noise_floor)
     text = json.dumps(problem, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

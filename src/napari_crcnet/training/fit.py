@@ -212,7 +212,7 @@ class _Run:
         tensors, document = load_checkpoint(self.checkpoint)
         if document.get("kernel_sha256") != self.sha:
             raise ValueError(f"{self.checkpoint} was trained for another kernel; delete it or use another --checkpoint")
-        if document.get("model_config") != self.model_config.to_dict():
+        if not _same_architecture(document.get("model_config"), self.model_config):
             raise ValueError(f"{self.checkpoint} holds another architecture {document.get('model_config')}")
         restore_checkpoint(tensors, document, self.model, self.optimizer, self.synthesizer)
         self.step = int(document["step"])
@@ -475,6 +475,17 @@ def train(
         return run.finish(stopped)
     finally:
         run.procs.close()
+
+
+def _same_architecture(saved: Any, model_config: Any) -> bool:
+    """Whether a checkpoint's model configuration is ``model_config``; fields added to the configuration since
+    the checkpoint was written take their defaults (older checkpoints lack them)."""
+    from ..models.crcnet import CRCNetConfig
+
+    try:
+        return CRCNetConfig.from_dict(dict(saved)).to_dict() == model_config.to_dict()
+    except (TypeError, ValueError):
+        return False
 
 
 def _merge(base: dict, extra: dict) -> dict:
