@@ -3,7 +3,7 @@ like their input (scale, translate, metadata, colormap and contrast copied; the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,24 @@ def layer_input(layer: Image, viewer: Any, kernel_ndim: int = 2, current_step: b
         translate=tuple(translate),
         step=step,
     )
+
+
+def crop_around(source: LayerInput, size: int, centre: tuple[float, float] | None = None) -> LayerInput:
+    """At most ``size x size`` pixels of ``source``'s Y and X axes around ``centre`` (data coordinates;
+    default the middle), shifted inside the image and placed where they were (translate moved)."""
+    data = source.data
+    n_plain = data.ndim - (source.channel_axis is not None)  # axes with a scale (all but RGB's last)
+    index: list[slice] = [slice(None)] * data.ndim
+    translate = list(source.translate)
+    for i, axis in enumerate((n_plain - 2, n_plain - 1)):
+        length = data.shape[axis]
+        middle = length / 2 if centre is None or not np.isfinite(centre[i]) else float(centre[i])
+        start = int(np.clip(round(middle - size / 2), 0, max(length - size, 0)))
+        index[axis] = slice(start, start + size)
+        translate[axis] += start * source.scale[axis]
+    crop = data[tuple(index)]
+    return replace(source, data=crop, spatial_shape=tuple(crop.shape[n_plain - 2 : n_plain]),
+                   translate=tuple(translate))
 
 
 def _is_dask(data: Any) -> bool:

@@ -62,6 +62,7 @@ class TaskRunner(QWidget):
         self._bridge.progress.connect(self._on_progress)
         self._event = threading.Event()
         self.worker: Any = None
+        self._on_value: Callable[[Any], None] | None = None
         self.outcome: str = ""  # "done", "cancelled" or "error" once a job ended (for tests and scripts)
         self.destroyed.connect(lambda *_: self._event.set())  # a closed widget stops its job
 
@@ -70,15 +71,19 @@ class TaskRunner(QWidget):
         """True while a job runs."""
         return self.worker is not None
 
-    def start(self, job: Job, on_result: Callable[[Any], None], title: str = "") -> Any:
-        """Run ``job`` in a thread; ``on_result(result)`` is called in the GUI thread when it returns."""
+    def start(self, job: Job, on_result: Callable[[Any], None], title: str = "",
+              on_yielded: Callable[[Any], None] | None = None) -> Any:
+        """Run ``job`` in a thread; ``on_result(result)`` is called in the GUI thread when it returns, and
+        ``on_yielded(value)`` for each value it yields that is not a ``(done, total)`` tuple (a preview)."""
         if self.running:
             raise RuntimeError("a job is already running")
         self._event = threading.Event()
         self._title = title
+        self._on_value = on_yielded
         self.outcome = ""
         progress = cancellable(self._event, self._bridge.progress.emit)
         progress.is_cancelled = self._event.is_set  # type: ignore[attr-defined]  # for interruptible()
+        progress.stop_event = self._event  # type: ignore[attr-defined]  # for cores that take a stop_event
 
         def returned(result: Any) -> None:
             try:
@@ -130,6 +135,11 @@ class TaskRunner(QWidget):
     def _on_yielded(self, value: Any) -> None:
         if isinstance(value, tuple) and len(value) == 2:
             self._on_progress(*value)
+        elif self._on_value is not None and self.worker is not None and not self._event.is_set():
+            try:
+                self._on_value(value)
+            except Exception as error:  # showing a preview failed: say so, the job goes on
+                notify_error(self._prefix() + describe_error(error))
 
     def _on_error(self, error: BaseException) -> None:
         if isinstance(error, Cancelled):

@@ -16,6 +16,9 @@ Layers added (``<image>`` is the input layer's name):
   result, method first so that it stays readable in a narrow layer list. Running the same method on the
   same input again updates this layer instead of adding one. "all slices / frames" and "current step
   only" each have their own layer (``… · <image> [z=7]``): one never overwrites the other.
+* While a large image runs: ``<result name> (preview) · <image>``, the same method on the region in the middle of
+  the view (:data:`PREVIEW_SIDE`, full resolution, the shown step), a first result within about a second;
+  removed when the result comes, or on Cancel.
 * IRD, hidden: ``IRD residues · <image>``, the residues ``conj(K) (σ' - |K|²)^n B`` for the chosen ``n``
   stacked on a new first axis (the ``n`` slider), and ``IRD partial sums · <image>``, their running sums
   ``Σ_{m≤n}`` (= IRD with ``n`` iterations). With ``n = 0..N`` the residues sum to the IRD result.
@@ -35,12 +38,14 @@ are images on the input's scale.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from napari.layers import Image
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -50,16 +55,17 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from .._progress import ProgressCallback
+from .._progress import Cancelled, ProgressCallback
 from ..operators import BOUNDARIES, DEFAULT_BOUNDARY
 from ._kernel_picker import KernelPicker
 from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
-from ._layers import METADATA_KEY, LayerInput, display_limits, layer_input, show_result
+from ._layers import METADATA_KEY, LayerInput, crop_around, display_limits, layer_input, show_result
 from ._layout import Collapsible, compact_combo, hbox, scrolled, vbox
 from ._model_list import model_events, refill_model_combo
 from ._notify import Notifier
@@ -73,6 +79,13 @@ TITLE = "Deblur"
 ALPHAS = (("2/3", 2 / 3), ("1/2", 0.5), ("4/5", 0.8), ("1 (TV)", 1.0))
 DEFAULT_RESIDUES = "0, 1, 2, 5, 10, 50"
 FILE_ITEM = "from file…"
+#: Side of the first, quick result (a preview) on a large image, per method: the region at the centre of the
+#: view at full resolution, computed with the same settings before the whole image. An image of at most
+#: four times this area gets no preview (its full result comes soon enough).
+PREVIEW_SIDE = {"MMSE": 512, "IRD": 512, "Richardson-Lucy": 256, "hyper-Laplacian": 256, "CRCNet": 256}
+#: The model names of the automatic choice (the defaults; a specialised model takes their place).
+SPECIALISED_PREFIX = "specialised-"
+FLUORESCENCE_MODEL = "any-psf-fluorescence"
 #: Largest diagnostic stacks (residues + partial sums, or unit outputs) a run may create, in bytes.
 MAX_STACK_BYTES = 2 * 1024**3
 
@@ -102,8 +115,18 @@ def unit_display(unit: np.ndarray, plain_ndim: int, rgb: bool) -> np.ndarray:
     return unit.mean(axis=(0, -1))
 
 
+@dataclass
+class Preview:
+    """Yielded by a job before its result: the same method on a region of the image, shown at once."""
+
+    outcome: Outcome
+
+
 class DeblurWidget(QWidget):
     """Deblur an image layer with a known kernel (MMSE, IRD + residues, Richardson-Lucy, hyper-Laplacian, CRCNet)."""
+
+    #: A preview layer was shown (the layer), for tests and scripts.
+    preview_shown = Signal(object)
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -211,6 +234,23 @@ class DeblurWidget(QWidget):
         )
         self.force = QCheckBox("apply to another kernel anyway (force)")
         self.force.setToolTip("a model only undoes the blur it was trained for; by default another kernel is refused")
+        self.minutes = QDoubleSpinBox()
+        self.minutes.setDecimals(2)
+        self.minutes.setRange(0.01, 600.0)
+        self.minutes.setValue(3.0)
+        self.minutes.setSuffix(" min")
+        self.minutes.setToolTip("how long Specialise trains: more minutes, a better fit (3 min gain most of it)")
+        self.specialise_button = QPushButton("Specialise to this kernel")
+        self.specialise_button.setToolTip(
+            "fine-tune the default model to this kernel, the image's noise (the noise above, else estimated) and "
+            "its channels, on images every installation has (photos; synthetic cells for a fluorescence model); "
+            "saved in the user models folder and used automatically for this kernel. Cancel keeps the model so far"
+        )
+        self.specialise_button.clicked.connect(self.specialise)
+        self.specialised_note = QLabel()
+        self.specialised_note.setWordWrap(True)
+        # a wrapping label would otherwise ask the form for room for its whole text, even while hidden
+        self.specialised_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         # common
         self.boundary = QComboBox()
@@ -230,8 +270,10 @@ class DeblurWidget(QWidget):
         self.run_button.setToolTip("deblur the image in the background; the result is added as a new layer")
         self.run_button.clicked.connect(self.run)
         self.runner = TaskRunner()
-        self.runner.started.connect(lambda: self.run_button.setEnabled(False))
-        self.runner.finished.connect(lambda: self.run_button.setEnabled(True))
+        self.runner.started.connect(lambda: self._set_running(True))
+        self.runner.finished.connect(lambda: self._set_running(False))
+        self._preview_layer: Image | None = None
+        self.runner.cancel_button.clicked.connect(self._hide_preview)  # at once; removed when the job ends
 
         content = QWidget()
         column = QVBoxLayout(content)
@@ -264,6 +306,8 @@ class DeblurWidget(QWidget):
         row("model_path", "model file", hbox(self.model_path, browse))
         row("noise", "noise", hbox(self.noise, _clone_button(self.estimate, self.estimate_parameters)))
         row("units", "", vbox(self.units, self.force))
+        row("specialise", "", hbox(self.specialise_button, self.minutes))
+        row("specialised", "", self.specialised_note)
         row("scope", "stacks", self.scope)
         row("boundary", "boundary", self.boundary, self.advanced.form)
         row("device", "device", self.device, self.advanced.form)
@@ -281,6 +325,7 @@ class DeblurWidget(QWidget):
         self._model_picked = False  # the user chose a model: stop matching the default to the image
         self.model.activated.connect(self._on_model_picked)
         self.image.currentIndexChanged.connect(self._match_default_model)
+        self.kernel.changed.connect(self._match_default_model)  # a specialised model follows its kernel
         self.image.currentIndexChanged.connect(self._show_rows)
         model_events.changed.connect(self.refresh_models)
         self.refresh_models()
@@ -289,6 +334,7 @@ class DeblurWidget(QWidget):
     # ------------------------------------------------------------------------------- options
     def _show_rows(self, *args: Any) -> None:
         method = self.method.currentText()
+        self._note_specialised()
         visible = {
             "sigma": method in ("MMSE", "IRD"),
             "iterations": method == "IRD",
@@ -303,6 +349,8 @@ class DeblurWidget(QWidget):
             "model_path": method == "CRCNet" and self.model.currentText() == FILE_ITEM,
             "noise": method == "CRCNet",
             "units": method == "CRCNet",
+            "specialise": method == "CRCNet",
+            "specialised": method == "CRCNet" and bool(self.specialised_note.text()),
             "boundary": method != "CRCNet",  # a model uses the boundary it was trained with
             "scope": self._has_steps(),
         }
@@ -331,27 +379,67 @@ class DeblurWidget(QWidget):
             self._show_rows()
 
     def _match_default_model(self, *args: Any) -> None:
-        """Until the user picks a model, keep the default that suits the image: ``any-kernel-gray`` for a
-        gray layer when installed, else ``any-kernel`` (:func:`~napari_crcnet.models.store.default_model`)."""
+        """Until the user picks a model, keep the automatic choice for the image and the kernel: the model
+        specialised to this kernel for the image's channels (:func:`napari_crcnet.specialise`) when there is
+        one, else ``any-kernel-gray`` for a gray layer when installed, else ``any-kernel``
+        (:func:`~napari_crcnet.models.store.default_model`), as :func:`napari_crcnet.crcnet` chooses."""
         from ..models.store import DEFAULT_GRAY_MODEL, DEFAULT_MODEL, default_model
 
         layer, current = self.image.value, self.model.currentData()
-        if self._model_picked or layer is None or not current:
+        if not self._model_picked and layer is not None and current:
+            stem = Path(current).stem
+            if stem in (DEFAULT_MODEL, DEFAULT_GRAY_MODEL) or stem.startswith(SPECIALISED_PREFIX):
+                special = self._specialised_model()
+                index = self.model.findData(str(special)) if special is not None else -1
+                if index < 0:
+                    wanted = default_model(3 if layer.rgb else 1)
+                    index = next((i for i in range(self.model.count()) if self.model.itemData(i)
+                                  and Path(self.model.itemData(i)).stem == wanted), -1)
+                if index >= 0 and index != self.model.currentIndex():
+                    self.model.blockSignals(True)  # not a pick by the user
+                    self.model.setCurrentIndex(index)
+                    self.model.blockSignals(False)
+        self._show_rows()
+
+    def _specialised_model(self) -> Path | None:
+        """The model specialised to the current (2D) kernel for the image's channels, if one was made."""
+        from ..specialisation import find_specialised
+
+        layer = self.image.value
+        if layer is None:
+            return None
+        try:
+            raw = self.kernel.raw_kernel()
+            return find_specialised(raw, 3 if layer.rgb else 1) if raw.ndim == 2 else None
+        except Exception:  # no usable kernel: the kernel picker says why
+            return None
+
+    def _note_specialised(self) -> None:
+        """Say in the CRCNet section when a model specialised to this kernel exists, and whether it is used."""
+        special = self._specialised_model()
+        if special is None:
+            self.specialised_note.setText("")
+            self.specialised_note.setToolTip("")
             return
-        if Path(current).stem not in (DEFAULT_MODEL, DEFAULT_GRAY_MODEL):
-            return
-        wanted = default_model(3 if layer.rgb else 1)
-        for index in range(self.model.count()):
-            path = self.model.itemData(index)
-            if path and Path(path).stem == wanted:
-                self.model.blockSignals(True)  # not a pick by the user
-                self.model.setCurrentIndex(index)
-                self.model.blockSignals(False)
-                self._show_rows()
-                return
+        if self.model.currentData() == str(special):
+            how = "used automatically" if not self._model_picked else "chosen"
+            self.specialised_note.setText(f"<i>✓ specialised model for this kernel: {how}</i>")
+        else:
+            self.specialised_note.setText(f"<i>a model specialised to this kernel exists: {special.stem}</i>")
+        self.specialised_note.setToolTip(
+            f"{special}\nmade by Specialise for this kernel and {special.stem.rsplit('-', 1)[-1]} images; "
+            "chosen automatically in the model list until you pick another model"
+        )
 
     def _on_model_picked(self, *args: Any) -> None:
         self._model_picked = True
+        self._show_rows()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.specialise_button.setEnabled(not running)
+        if not running:  # done, cancelled or failed: a preview left over goes
+            self._drop_preview()
 
     def model_names(self) -> list[str]:
         """Names (paths) of the models offered, for tests and scripts."""
@@ -394,17 +482,57 @@ class DeblurWidget(QWidget):
         mismatch = self.kernel.mismatch()
         if mismatch:  # the user may mean it (two images with one blur): say so, and run
             self.notes.warning(mismatch)
-        return self.runner.start(job, lambda outcome: self._show(layer, outcome), title=TITLE)
+        return self.runner.start(job, lambda outcome: self._show(layer, outcome), title=TITLE,
+                                 on_yielded=lambda value: self._show_preview(layer, value))
 
     def _prepare(self) -> tuple[Image, Any]:
-        from .. import deconv, kernels
-
+        """The layer and the job: on a large 2D image, a quick preview of the region in view (the same
+        method and settings, :data:`PREVIEW_SIDE`) and then the whole image."""
         layer = self.image.value
         if layer is None:
             raise ValueError("choose an image layer to deblur")
-        method = self.method.currentText()
         raw = self.kernel.raw_kernel()  # a 3D kernel deconvolves volumes (the core checks what supports it)
         source = layer_input(layer, self.viewer, raw.ndim, current_step=self.scope.currentIndex() == 1)
+        job = self._job(source, raw)
+        try:
+            region = self._preview_region(layer, raw)
+            preview = None if region is None else self._job(region, raw, preview=True)
+        except ValueError:  # e.g. a kernel wider than the region: no preview, the whole image as before
+            preview = None
+        return layer, job if preview is None else _with_preview(preview, job)
+
+    def _preview_region(self, layer: Image, raw: np.ndarray) -> LayerInput | None:
+        """The region to preview: the shown step, at most ``PREVIEW_SIDE`` px square around the centre of
+        the view, at full resolution; None for volumes and for images small enough to need none."""
+        side = PREVIEW_SIDE.get(self.method.currentText())
+        if side is None or raw.ndim != 2:
+            return None
+        source = layer_input(layer, self.viewer, 2, current_step=True)
+        height, width = source.spatial_shape
+        if height * width <= 4 * side * side:
+            return None
+        return crop_around(source, side, self._view_centre(layer))
+
+    def _view_centre(self, layer: Image) -> tuple[float, float] | None:
+        """The centre of the view in ``layer``'s data coordinates (Y, X), or None when it has none."""
+        try:
+            point = list(self.viewer.dims.point)
+            displayed = list(self.viewer.dims.displayed)
+            scene = getattr(self.viewer, "scene", None)  # napari >= 0.9; viewer.camera before
+            camera = scene.camera if scene is not None else self.viewer.camera
+            centre = list(camera.center)[-len(displayed):]
+            for axis, value in zip(displayed, centre, strict=True):
+                point[axis] = value
+            y, x = layer.world_to_data(point)[-2:]
+            return float(y), float(x)
+        except Exception:  # an unusual transform or axis order: the middle of the image
+            return None
+
+    def _job(self, source: LayerInput, raw: np.ndarray, preview: bool = False) -> Any:
+        """The job of the chosen method on ``source`` (a ``preview`` job adds no residue or unit stacks)."""
+        from .. import deconv, kernels
+
+        method = self.method.currentText()
         kernel = kernels.validate_kernel(raw, image_shape=source.spatial_shape)
         options: dict[str, Any] = {"channel_axis": source.channel_axis, "device": self.device.currentText()}
         info: dict[str, Any] = {"method": method, "kernel": self.kernel.spec(), "device": options["device"]}
@@ -415,39 +543,66 @@ class DeblurWidget(QWidget):
             info["step"] = source.step
         sigma = self.sigma.value() or None
         if method == "MMSE":
-            return layer, _mmse_job(source, kernel, sigma, options, info)
+            return _mmse_job(source, kernel, sigma, options, info)
         all_steps = self._has_steps() and not source.step
         if method == "IRD":
-            ns = deconv.parse_indices(self.residue_ns.text()) if self.residues.isChecked() else []
+            ns = deconv.parse_indices(self.residue_ns.text()) if self.residues.isChecked() and not preview else []
             _check_stack_size(
                 2 * len(ns) * source.data.size * 4, f"{len(ns)} residues and partial sums",
                 'choose fewer n in "residues n" or untick "add residue layers"'
                 + (', or choose "current step only"' if all_steps else ""),
             )
-            return layer, _ird_job(source, kernel, sigma, self.iterations.value(), ns, options, info)
+            return _ird_job(source, kernel, sigma, self.iterations.value(), ns, options, info)
         if method == "Richardson-Lucy":
             tol = self.tol.value() if self.stop_early.isChecked() else None
-            return layer, _richardson_lucy_job(source, kernel, self.rl_iterations.value(), self.tv.value(), tol,
-                                               options, info)
+            return _richardson_lucy_job(source, kernel, self.rl_iterations.value(), self.tv.value(), tol,
+                                        options, info)
         if method == "hyper-Laplacian":
             lam = self.lam.value() or None
             alpha_text, alpha = self.alpha.currentText(), float(self.alpha.currentData())
-            return layer, _hyper_laplacian_job(source, kernel, lam, alpha, alpha_text, options, info)
+            return _hyper_laplacian_job(source, kernel, lam, alpha, alpha_text, options, info)
         model = self.model.currentData() or self.model_path.text().strip()
         if not model:
             raise ValueError("choose a CRCNet model (or a .safetensors file); train one with the Train widget")
         options["force"] = self.force.isChecked()
         options["noise"] = self.noise.value() / 100 or None
-        if self.units.isChecked():  # the core holds every unit output (63 planes per colour channel, paper net)
+        units = self.units.isChecked() and not preview
+        if units:  # the core holds every unit output (63 planes per colour channel, paper net)
             _check_stack_size(
                 _unit_planes(model) * source.data.size * 4, "the CRCNet unit outputs",
                 'untick "add unit outputs" (the result alone needs far less)'
                 + (', or choose "current step only"' if all_steps else ", or deblur a smaller crop of the image"),
             )
-        return layer, _crcnet_job(source, kernel, model, self.units.isChecked(), options, info)
+        return _crcnet_job(source, kernel, model, units, options, info)
+
+    def _show_preview(self, layer: Image, value: Any) -> None:
+        """Show a :class:`Preview` in a temporary layer on top; the result replaces it when it comes."""
+        if not isinstance(value, Preview):
+            return
+        outcome = value.outcome
+        self._preview_layer = show_result(
+            self.viewer, self._preview_layer, outcome.data, outcome.source,
+            name=f"{outcome.label} (preview) · {layer.name}", info={**outcome.info, "role": "preview"},
+        )
+        self.preview_shown.emit(self._preview_layer)
+
+    def _hide_preview(self) -> None:
+        if self._preview_layer is not None and self._preview_layer in self.viewer.layers:
+            self._preview_layer.visible = False
+
+    def _drop_preview(self) -> None:
+        preview, self._preview_layer = self._preview_layer, None
+        if preview is not None and preview in self.viewer.layers:
+            self.viewer.layers.remove(preview)
 
     def _show(self, layer: Image, outcome: Outcome) -> None:
         source = outcome.source
+        role, current_step = outcome.info["method"], bool(source.step)
+        preview = self._preview_layer
+        if preview in self.viewer.layers and self.result_layer(layer, role, current_step) is None:
+            # the preview layer becomes the result layer (removing a layer costs napari a garbage collection)
+            self._results[(id(layer), role, current_step)] = (layer, preview)
+            self._preview_layer = None
         self._put(layer, outcome.info["method"], outcome.data, source, outcome.label, outcome.info)
         for role, data, stack_label, extra in outcome.stacks:
             slider = extra.get(SLIDER_KEY, {})
@@ -460,6 +615,7 @@ class DeblurWidget(QWidget):
                 layer, role, data, source, role, {**outcome.info, **extra},
                 stack_label=stack_label, visible=False, contrast_limits=limits, rgb=rgb,
             )
+        self._drop_preview()
         self._readout.update()
 
     def _put(self, layer: Image, role: str, data: np.ndarray, source: LayerInput, label: str,
@@ -476,6 +632,55 @@ class DeblurWidget(QWidget):
         self._results[key] = (layer, result)
         return result
 
+    # ------------------------------------------------------------------------------- specialise
+    def specialise(self) -> Any:
+        """Fine-tune the default model to the kernel, the image's channels and noise for the minutes given
+        (:func:`napari_crcnet.specialise`) in the background; returns the worker (None when the inputs are
+        bad). The model is saved in the user models folder and chosen automatically for this kernel."""
+        if self.runner.running:
+            return None
+        try:
+            job = self._specialise_job()
+        except Exception as error:  # no image, a 3D kernel...: a notification, nothing starts
+            self.notes.failed(error)
+            return None
+        return self.runner.start(job, self._specialised, title=f"{TITLE}: Specialise")
+
+    def _specialise_job(self) -> Any:
+        from .. import kernels
+
+        layer = self.image.value
+        if layer is None:
+            raise ValueError("choose the image layer whose kernel to specialise to")
+        raw = self.kernel.raw_kernel()
+        if raw.ndim != 2:
+            raise ValueError("Specialise needs a 2D kernel (CRCNet works per slice): choose a 2D kernel")
+        kernel = kernels.validate_kernel(raw, ndim=2)
+        channels = 3 if layer.rgb else 1
+        model = str(self.model.currentData() or self.model_path.text().strip())
+        fluorescence = channels == 1 and FLUORESCENCE_MODEL in Path(model).stem  # synthetic cells, else photos
+        noise = self.noise.value() / 100 or None
+        source = None if noise is not None else layer_input(layer, self.viewer, 2, current_step=True)
+        options = {"channels": channels, "minutes": self.minutes.value(), "fluorescence": fluorescence,
+                   "device": self.device.currentText()}
+        return _specialise_job(kernel, noise, source, options)
+
+    def _specialised(self, ended: tuple[Any, bool]) -> None:
+        """A Specialise run ended (its time was up, or Cancel; the model is saved): list it and choose it."""
+        result, cancelled = ended
+        model_events.changed.emit()  # every Deblur widget re-reads its model list
+        index = self.model.findData(str(result.model_path))
+        if index >= 0:  # chosen automatically, as it will be for this kernel from now on
+            self._model_picked = False
+            self.model.setCurrentIndex(index)
+        self._show_rows()
+        gain = result.metrics.get("validation", {}).get("gain_psnr")
+        self.notes.info(
+            f"specialised model {'stopped by Cancel' if cancelled else 'trained'} after {result.steps} steps"
+            + (f" (validation gain over MMSE {gain:+.2f} dB)" if gain is not None else "")
+            + f"; saved to {result.model_path}, used automatically for this kernel"
+        )
+
     def result_layer(self, layer: Image, role: str, current_step: bool = False) -> Image | None:
         """The layer holding ``role`` (a method name, "IRD residues", ...) for the input ``layer``, from a
         run on all slices or (``current_step``) on the current step only."""
@@ -491,6 +696,50 @@ def _check_stack_size(nbytes: int, what: str, remedy: str) -> None:
 
 
 # ------------------------------------------------------------------------------- jobs (worker thread)
+def _with_preview(preview: Any, job: Any):
+    """``preview``'s outcome yielded as a :class:`Preview` (its steps do not move the bar), then ``job``."""
+
+    def both(progress: ProgressCallback):
+        yield Preview(_quietly(preview, progress))
+        return (yield from job(progress))
+
+    return both
+
+
+def _quietly(job: Any, progress: ProgressCallback) -> Any:
+    """Run the generator job to its result: Cancel still stops it, its progress and warnings are not shown
+    (the whole image reports its own)."""
+    is_cancelled = getattr(progress, "is_cancelled", lambda: False)
+
+    def quiet(done: int, total: int) -> None:
+        if is_cancelled():
+            raise Cancelled("stopped by the user")
+
+    quiet.is_cancelled = is_cancelled  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        steps = job(quiet)
+        try:
+            while True:
+                next(steps)
+                quiet(0, 1)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _specialise_job(kernel: np.ndarray, noise: float | None, source: LayerInput | None, options: dict):
+    def job(progress: ProgressCallback):
+        from ..specialisation import specialise
+
+        yield (0, max(1, round(60 * options["minutes"])))
+        value = noise if noise is not None else _noise(source, progress)
+        stop = getattr(progress, "stop_event", None)
+        result = specialise(kernel, noise=value, progress=progress, stop_event=stop, **options)
+        return result, bool(stop is not None and stop.is_set())
+
+    return job
+
+
 def _noise(source: LayerInput, progress: ProgressCallback) -> float:
     """The noise estimate of the input (seconds on a large image: Cancel does not wait for it)."""
     from .. import deconv
