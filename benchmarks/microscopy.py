@@ -93,7 +93,7 @@ def celegans_case(sharp, blurred, psf, models: list[str], quick: bool) -> tuple[
         rows.append([f"{name}, best", f"{setting:.3g}", *scores])
     defaults = {"MMSE, defaults": lambda: nc.mmse(blurred, psf),
                 "hyper-Laplacian, defaults": lambda: nc.hyper_laplacian(blurred, psf),
-                "Richardson-Lucy, defaults (30)": lambda: nc.richardson_lucy(blurred, psf)}
+                "Richardson-Lucy, defaults (10)": lambda: nc.richardson_lucy(blurred, psf)}
     defaults.update({f"CRCNet {m}": (lambda m=m: nc.crcnet(blurred, m, psf)) for m in models})
     outputs = {}
     for name, run in defaults.items():

@@ -13,9 +13,10 @@ from napari_crcnet.richardsonlucy import richardson_lucy
 
 
 def _literal(b: np.ndarray, kernel: np.ndarray, n_iter: int) -> np.ndarray:
-    """x <- x * H^T(b / H x) / H^T 1 with scipy's circular convolution (H) and correlation (H^T)."""
+    """x <- x * H^T(b / H x) / H^T 1 from the flat image at b's mean, with scipy's circular convolution (H)
+    and correlation (H^T)."""
     b = np.clip(b, 0, None)
-    x = np.maximum(b, 1e-6)
+    x = np.full_like(b, max(b.mean(), 1e-6))
     ones = ndimage.correlate(np.ones_like(b), kernel, mode="wrap")
     for _ in range(n_iter):
         x = x * ndimage.correlate(b / np.maximum(ndimage.convolve(x, kernel, mode="wrap"), 1e-6), kernel,

@@ -478,7 +478,7 @@ def test_richardson_lucy_equals_the_core_call_and_keeps_each_scope(make_napari_v
     widget = deblur_widget(viewer)
     widget.kernel.set_generated("Gaussian", sigma=1.2)
     widget.method.setCurrentText("Richardson-Lucy")
-    assert widget.rl_iterations.value() == 30 and widget.tv.value() == 0 and not widget.stop_early.isChecked()
+    assert widget.rl_iterations.value() == 10 and widget.tv.value() == 0 and not widget.stop_early.isChecked()
     for shown in (widget.rl_iterations, widget.tv, widget.stop_early, widget.tol):
         assert shown.isVisibleTo(widget)
     for hidden in (widget.sigma, widget.iterations, widget.residue_ns, widget.lam, widget.model):

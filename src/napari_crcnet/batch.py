@@ -136,7 +136,7 @@ def deblur_array(image: Any, channel_axis: int | None, settings: Settings,
     if s.method == "richardson-lucy":
         from .richardsonlucy import richardson_lucy
 
-        return richardson_lucy(image, s.kernel, 30 if s.iterations is None else s.iterations, tv=s.tv, tol=s.tol,
+        return richardson_lucy(image, s.kernel, 10 if s.iterations is None else s.iterations, tv=s.tv, tol=s.tol,
                                progress=bar("richardson-lucy"), **common)
     if s.method == "hyper-laplacian":
         from .hyperlaplacian import hyper_laplacian

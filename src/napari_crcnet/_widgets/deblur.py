@@ -173,7 +173,7 @@ class DeblurWidget(QWidget):
         # Richardson-Lucy
         self.rl_iterations = QSpinBox()
         self.rl_iterations.setRange(1, 100_000)
-        self.rl_iterations.setValue(30)
+        self.rl_iterations.setValue(10)
         self.rl_iterations.setToolTip(
             "Richardson-Lucy iterations N: more sharpen more, and amplify the noise more (each costs two blurs)"
         )
