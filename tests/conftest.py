@@ -55,3 +55,15 @@ def any_kernel_gray_model(any_kernel_model):
     path = any_kernel_model.with_name(f"{DEFAULT_GRAY_MODEL}.safetensors")
     save_model(path, net, card)
     return path
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Record napari notifications instead of showing them: ``{"error": [...], "info": [...], "warning": [...]}``
+    (the widget tests)."""
+    from napari.utils import notifications
+
+    seen: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
+    for kind in seen:
+        monkeypatch.setattr(notifications, f"show_{kind}", lambda message, _k=kind: seen[_k].append(str(message)))
+    return seen

@@ -22,17 +22,6 @@ pytestmark = [pytest.mark.widgets, pytest.mark.usefixtures("one_torch_thread")]
 WAIT_MS = 120_000
 
 
-@pytest.fixture
-def notes(monkeypatch):
-    """Record napari notifications instead of showing them: ``{"error": [...], "info": [...]}``."""
-    from napari.utils import notifications
-
-    seen: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(notifications, f"show_{kind}", lambda message, _k=kind: seen[_k].append(str(message)))
-    return seen
-
-
 def add_sample(viewer, sample):
     return [viewer.add_image(data, **kwargs) for data, kwargs, _ in sample()]
 

@@ -32,17 +32,6 @@ WAIT_MS = 120_000
 
 # ------------------------------------------------------------------------------------------ fixtures
 @pytest.fixture
-def notes(monkeypatch):
-    """Record napari notifications instead of showing them: ``{"error": [...], "info": [...]}``."""
-    from napari.utils import notifications
-
-    seen: dict[str, list[str]] = {"error": [], "info": [], "warning": []}
-    for kind in seen:
-        monkeypatch.setattr(notifications, f"show_{kind}", lambda message, _k=kind: seen[_k].append(str(message)))
-    return seen
-
-
-@pytest.fixture
 def models_dir(tmp_path, monkeypatch):
     folder = tmp_path / "models"
     monkeypatch.setenv("NAPARI_CRCNET_MODELS", str(folder))
