@@ -627,3 +627,29 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     assert train.runner.outcome == "done" and train.last_result.stopped
     assert 1 <= train.last_result.steps < 100_000
     assert (models_dir / "checkpoints" / "tiny-shake.ckpt.safetensors").is_file()
+
+
+def test_the_blurred_cell_sample_preselects_the_fluorescence_model(make_napari_viewer, qtbot, notes,
+                                                                   any_kernel_gray_model):
+    """The cell sample names the fluorescence model in its metadata: preselected when installed; the photo
+    keeps the photo default; without the fluorescence model the cell falls back to the gray default."""
+    from napari_crcnet._widgets._model_list import model_events
+    from napari_crcnet.models import save_model
+    from napari_crcnet.models.store import DEFAULT_MODEL, load_model
+    from napari_crcnet.specialisation import FLUORESCENCE_MODEL
+
+    viewer = make_napari_viewer()
+    photo, _ = add_sample(viewer, blurred_photo)
+    cell, _ = add_sample(viewer, blurred_cell)
+    widget = deblur_widget(viewer)
+    widget.method.setCurrentText("CRCNet")
+    widget.image.value = cell
+    assert widget.model.currentData() == str(any_kernel_gray_model)  # not installed yet: the gray default
+    net, card = load_model(any_kernel_gray_model, device="cpu")
+    fluorescence = any_kernel_gray_model.with_name(f"{FLUORESCENCE_MODEL}.safetensors")
+    save_model(fluorescence, net, {**card, "name": FLUORESCENCE_MODEL})
+    model_events.changed.emit()
+    assert widget.model.currentData() == str(fluorescence)
+    widget.image.value = photo
+    assert widget.model.currentData() == str(any_kernel_gray_model.with_name(f"{DEFAULT_MODEL}.safetensors"))
+    assert not notes["error"]

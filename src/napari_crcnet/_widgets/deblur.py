@@ -381,20 +381,25 @@ class DeblurWidget(QWidget):
     def _match_default_model(self, *args: Any) -> None:
         """Until the user picks a model, keep the automatic choice for the image and the kernel: the model
         specialised to this kernel for the image's channels (:func:`napari_crcnet.specialise`) when there is
-        one, else ``any-kernel-gray`` for a gray layer when installed, else ``any-kernel``
-        (:func:`~napari_crcnet.models.store.default_model`), as :func:`napari_crcnet.crcnet` chooses."""
+        one, else the model the layer's metadata names (``napari_crcnet.model``: the Blurred cell sample
+        names the fluorescence model) when installed, else ``any-kernel-gray`` for a gray layer when
+        installed, else ``any-kernel`` (:func:`~napari_crcnet.models.store.default_model`)."""
         from ..models.store import DEFAULT_GRAY_MODEL, DEFAULT_MODEL, default_model
+        from ..specialisation import FLUORESCENCE_MODEL
 
         layer, current = self.image.value, self.model.currentData()
         if not self._model_picked and layer is not None and current:
             stem = Path(current).stem
-            if stem in (DEFAULT_MODEL, DEFAULT_GRAY_MODEL) or stem.startswith(SPECIALISED_PREFIX):
+            automatic = (DEFAULT_MODEL, DEFAULT_GRAY_MODEL, FLUORESCENCE_MODEL)
+            if stem in automatic or stem.startswith(SPECIALISED_PREFIX):
                 special = self._specialised_model()
                 index = self.model.findData(str(special)) if special is not None else -1
-                if index < 0:
-                    wanted = default_model(3 if layer.rgb else 1)
-                    index = next((i for i in range(self.model.count()) if self.model.itemData(i)
-                                  and Path(self.model.itemData(i)).stem == wanted), -1)
+                # A layer may name the model it suits (the Blurred cell sample: the fluorescence model).
+                suggested = (layer.metadata.get("napari_crcnet") or {}).get("model")
+                for wanted in (suggested, default_model(3 if layer.rgb else 1)):
+                    if index < 0 and wanted:
+                        index = next((i for i in range(self.model.count()) if self.model.itemData(i)
+                                      and Path(self.model.itemData(i)).stem == wanted), -1)
                 if index >= 0 and index != self.model.currentIndex():
                     self.model.blockSignals(True)  # not a pick by the user
                     self.model.setCurrentIndex(index)
