@@ -91,10 +91,18 @@ def card_markdown(card: dict[str, Any]) -> str:
     if family:
         kernel_row = (f"| kernel | any: {json.dumps(family.get('types'))}, up to {family.get('max_kernel')} px, "
                       f"drawn per crop by `{family.get('sampler')}` |")
-        sigma_row = (f"| MMSE input sigma | per image: `deconv.suggest_sigma(noise)`, boundary "
-                     f"{card.get('mmse_boundary')} |")
+        floor = card.get("mmse_noise_floor")
+        sigma_row = ("| MMSE input sigma | per image: `deconv.suggest_sigma(noise"
+                     + (f", floor={floor}" if floor else ", floor=0") + f")`, boundary {card.get('mmse_boundary')} |")
         noise = card.get("noise") or ["?", "?"]
         noise_row = f"| noise | Gaussian, std log-uniform in [{noise[0]}, {noise[1]}] per crop (image in [0, 1]) |"
+        degradation = t.get("degradation")
+        if degradation:
+            camera = degradation["camera"]
+            noise_row = (f"| noise | the degradation model's camera: Gaussian {camera['noise']} or (with probability "
+                         f"{camera['poisson']}) Poisson of {camera['photons']} photons + read noise "
+                         f"{camera['read_noise']}; 8-bit {camera['quantise']}, JPEG {camera['jpeg']}; the network is "
+                         f"told the noise rms, about {noise[0]:.3g}-{noise[1]:.3g} |")
         mmse_label = "MMSE (sigma from each image's noise)"
     else:
         kernel_row = (f"| kernel | `{t.get('kernel_spec', '?')}`, {len(card['kernel'])}x{len(card['kernel'][0])}, "
@@ -115,8 +123,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         noise_row,
         sigma_row,
         f"| architecture | CRCNet {json.dumps(cfg)}, {card.get('n_parameters', '?'):,} parameters |",
-        f"| data | {t.get('images')} ({t.get('n_train_images')} images, channels {t.get('channels')}"
-        + (", RGB converted to gray (BT.601 luma)" if t.get("channels") == 1 else "") + ") |",
+        (f"| data | {t.get('images')} ({t.get('n_train_images')} images, channels {t.get('channels')}"
+         + (", RGB converted to gray (BT.601 luma)" if t.get("channels") == 1 else "") + ") |")
+        if t.get("images") else "| data | synthetic content only (`training/content.py`), no image files |",
         f"| pairs | {t.get('pairs')}; {t.get('crop')}x{t.get('crop')} crops, batch {t.get('batch')}, "
         f"flips/rot90: {t.get('augment')} |",
         f"| loss | {t.get('loss')} |",

@@ -365,5 +365,12 @@ class Degradation:
 
     @property
     def noise_range(self) -> tuple[float, float]:
-        """The Gaussian noise range of the camera (what a model card reports as its trained noise)."""
-        return self.camera.noise
+        """The range of noise std the network was told about, about (what a model card reports as its
+        trained noise): the Gaussian range, widened with Poisson-Gaussian noise to the read noise below and
+        the shot noise at intensity 1 of the fewest photons, ``1 / sqrt(photons_low)``, above."""
+        low, high = self.camera.noise
+        if self.camera.poisson > 0:
+            low = min(low, self.camera.read_noise[0]) if self.camera.poisson < 1 else self.camera.read_noise[0]
+            shot = 1 / math.sqrt(self.camera.photons[0])
+            high = max(high, shot) if self.camera.poisson < 1 else max(self.camera.read_noise[1], shot)
+        return (float(low), float(high))

@@ -402,16 +402,20 @@ class _Run:
 
             card["kernel_family"] = {"types": dict(KERNEL_FAMILY), "max_kernel": config.max_kernel,
                                      "sampler": "napari_crcnet.kernels.random_kernel_spec"}
+            if config.degradation is not None and self.synthesizer.degradation.kernels == "microscopy":
+                card["kernel_family"] = {"types": {"microscope PSFs": 1.0}, "max_kernel": config.max_kernel,
+                                         "sampler": "napari_crcnet.kernels.random_psf"}
             card["training"]["pairs"] = ("valid blur of random crops, each by its own kernel from kernel_family "
                                          "and Gaussian noise of std log-uniform in noise")
             if config.mmse_noise_floor:
                 card["mmse_noise_floor"] = float(config.mmse_noise_floor)
             if config.degradation is not None:
                 card["training"]["degradation"] = self.synthesizer.degradation.to_dict()
+                content = self.synthesizer.degradation.content
                 card["training"]["pairs"] = (
-                    "realistic degradation (training/degradation.py): each crop blurred in linear light by its own "
-                    "kernel from kernel_family, camera noise, response, clipping, 8-bit and JPEG; the network gets "
-                    "a perturbed kernel")
+                    f"realistic degradation (training/degradation.py), {content} content: each crop blurred in "
+                    "linear light by its own kernel from kernel_family, then the camera (noise, response, clipping, "
+                    "quantisation, JPEG as its settings say); the network gets a perturbed kernel")
         return card
 
     def _training_card(self, stopped: bool, elapsed: float) -> dict[str, Any]:
