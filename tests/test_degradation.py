@@ -103,9 +103,11 @@ def test_dead_leaves_have_flat_regions_and_strong_edges():
 
 def test_degradation_settings_from_a_spec_and_bad_ones():
     assert Degradation.from_spec("realistic") == Degradation()
-    spec = {"camera": {"jpeg": 0.0, "noise": [0.002, 0.02]}, "kernel_error": {"exact": 1.0}, "dead_leaves": 0.0}
+    spec = {"camera": {"jpeg": 0.0, "noise": [0.002, 0.02], "poisson": 0.0}, "kernel_error": {"exact": 1.0},
+            "dead_leaves": 0.0}
     custom = Degradation.from_spec(spec)
     assert custom.camera.jpeg == 0 and custom.noise_range == (0.002, 0.02) and custom.kernel_error.exact == 1
+    assert Degradation.fluorescence().noise_range == pytest.approx((0.0005, 1 / np.sqrt(10)))
     assert Degradation.from_spec(custom.to_dict()) == custom
     for bad in ("photo", {"blur": 1}, {"camera": {"jpeg": 2.0}}, {"camera": {"noise": [0.1, 0.01]}},
                 {"kernel_error": {"rotation": -1}}, {"camera": {"colour": 1}}, {"dead_leaves": 0.8, "downscaled": 0.5}):
@@ -148,7 +150,8 @@ def test_training_under_the_degradation_model_records_it_and_inference_uses_its_
     result = train(config)
     card = result.card
     assert card["mmse_noise_floor"] == 0.006 and card["training"]["degradation"]["camera"]["jpeg"] == 0.5
-    assert card["noise"] == [0.001, 0.05]
+    # Gaussian 0.1-5 % or Poisson-Gaussian: from the read noise (0.05 %) to the shot noise of 200 photons
+    assert card["noise"] == pytest.approx([0.0005, 1 / np.sqrt(200)])
     _, loaded = load_model(tmp_path / "real.safetensors", device="cpu")
     kernel = np.ones((3, 3)) / 9
     image = cam[:40, :40][None, None] / 255.0
