@@ -72,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                 "MMSE (defaults)": lambda b, k, a: nc.mmse(b, k, channel_axis=a),
                 "shipped model": lambda b, k, a: nc.crcnet(b, "any-kernel" if a is not None else "any-kernel-gray", k,
                                                            channel_axis=a)}
-        for minutes in budgets:
+        for minutes in budgets:  # each budget from the shipped model, its file kept apart (same kernel: same path)
             specialised_path(kernel, channels).unlink(missing_ok=True)
             result = nc.specialise(kernel, noise=0.01, channels=channels, minutes=minutes, device="cpu")
+            kept = result.model_path.with_name(f"budget-{minutes:g}-{result.model_path.name}")
+            result.model_path.replace(kept)
+            result.model_path.with_suffix(".json").replace(kept.with_suffix(".json"))
             runs[f"specialised {minutes:g} min ({result.steps} steps)"] = (
-                lambda b, k, a, p=result.model_path: nc.crcnet(b, p, k, channel_axis=a))
+                lambda b, k, a, p=kept: nc.crcnet(b, p, k, channel_axis=a))
         for name, run in runs.items():
             real_score = float(np.mean([levin.score(c, run(b, k, None)) for _, c, b, k in real])) if real else None
             rows.append([label, name, mean_psnr(pairs, kernel, run, axis), real_score])
