@@ -53,12 +53,12 @@ TRAIN_SCRIPT = textwrap.dedent(
 
 READING = (
     "\n"
-    '**Reading these numbers.** This machine has 2 cores, and while this ran they were shared with two '
-    'training jobs (see the load average below): a second worker or process then finds no idle core, so '
-    'the ratios measure contention, not scaling, and single rounds varied by 2-4x (the per-round times go'
-    ' to stderr). Files of a batch are independent, so on idle cores expect close to N x the files per '
-    'second of one worker, less the cluster start-up; DDP adds a gradient all-reduce per step, so expect '
-    'less than N x the steps per second with small models.'
+    '**Reading these numbers.** This machine has 2 cores; the load average at the end says whether other '
+    'jobs shared them. On a loaded machine a second worker or process finds no idle core and the ratio measures '
+    'contention (an earlier run beside two training jobs gave 0.93x, 0.28x and 0.95x); rounds vary by 2-4x '
+    '(the per-round times go to stderr). Files of a batch are independent, so on idle cores expect up to N x '
+    'the files per second of one worker, less the cluster start-up and the FFTs competing for memory '
+    'bandwidth; DDP adds a gradient all-reduce per step, so expect less than N x with small models.'
     "\n"
 )
 
