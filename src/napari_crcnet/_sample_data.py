@@ -60,12 +60,13 @@ def blurred_cell() -> list[tuple[np.ndarray, dict[str, Any], str]]:
     from skimage import data
 
     from .kernels import gaussian_kernel
+    from .specialisation import FLUORESCENCE_MODEL
 
     kernel = gaussian_kernel(CELL_SIGMA)
     spec = f"gaussian:{CELL_SIGMA:g}"
     blurred = _blur(data.cell(), kernel, CELL_NOISE, channel_axis=None)
     meta = {"napari_crcnet": {"sample": "skimage.data.cell", "kernel_spec": spec, "noise": CELL_NOISE,
-                              "model": "any-psf-fluorescence"}}  # the Deblur widget preselects it when installed
+                              "model": FLUORESCENCE_MODEL}}  # the Deblur widget preselects it when installed
     return [
         (blurred, {"name": "cell (blurred)", "colormap": "gray", "metadata": meta}, "image"),
         _kernel_layer(kernel, "cell PSF", spec),

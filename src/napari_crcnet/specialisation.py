@@ -140,11 +140,9 @@ def _split(images: Any, fluorescence: bool) -> tuple[Any, Any]:
     if fluorescence:
         pictures = offline_images(fluorescence=True)
         return pictures[2:], pictures[:2]
-    from skimage import data
-
-    train_names = [n for n in PHOTO_IMAGES if n not in VALIDATION_IMAGES]
-    return ([np.asarray(getattr(data, n)()) for n in train_names],
-            [np.asarray(getattr(data, n)())[:256, :256] for n in VALIDATION_IMAGES])
+    photos = dict(zip(PHOTO_IMAGES, offline_images()))
+    return ([photo for name, photo in photos.items() if name not in VALIDATION_IMAGES],
+            [photos[name][:256, :256] for name in VALIDATION_IMAGES])
 
 
 def _timed(progress: ProgressCallback | None, minutes: float) -> ProgressCallback | None:

@@ -63,6 +63,7 @@ from qtpy.QtWidgets import (
 
 from .._progress import Cancelled, ProgressCallback
 from ..operators import BOUNDARIES, DEFAULT_BOUNDARY
+from ..specialisation import FLUORESCENCE_MODEL
 from ._kernel_picker import KernelPicker
 from ._layer_pickers import LayerCombo, is_plugin_output, looks_like_kernel
 from ._layers import METADATA_KEY, LayerInput, crop_around, display_limits, layer_input, show_result
@@ -85,7 +86,6 @@ FILE_ITEM = "from file…"
 PREVIEW_SIDE = {"MMSE": 512, "IRD": 512, "Richardson-Lucy": 256, "hyper-Laplacian": 256, "CRCNet": 256}
 #: The model names of the automatic choice (the defaults; a specialised model takes their place).
 SPECIALISED_PREFIX = "specialised-"
-FLUORESCENCE_MODEL = "any-psf-fluorescence"
 #: Largest diagnostic stacks (residues + partial sums, or unit outputs) a run may create, in bytes.
 MAX_STACK_BYTES = 2 * 1024**3
 
@@ -385,8 +385,6 @@ class DeblurWidget(QWidget):
         names the fluorescence model) when installed, else ``any-kernel-gray`` for a gray layer when
         installed, else ``any-kernel`` (:func:`~napari_crcnet.models.store.default_model`)."""
         from ..models.store import DEFAULT_GRAY_MODEL, DEFAULT_MODEL, default_model
-        from ..specialisation import FLUORESCENCE_MODEL
-
         layer, current = self.image.value, self.model.currentData()
         if not self._model_picked and layer is not None and current:
             stem = Path(current).stem
