@@ -257,10 +257,11 @@ def hyper_laplacian(
     total = len(betas) * len(parts)
     for c, part in enumerate(parts):
         B = problem.spectrum(part)
-        extended = torch.fft.irfftn(B, s=problem.grid, dim=dims)  # P b: the image and its extension
+        # P b (the image and its extension), only where there is an extension to refill
+        extended = None if inside is None else torch.fft.irfftn(B, s=problem.grid, dim=dims)
         X = B
         for i, beta in enumerate(betas):
-            if inside is not None and i > 0:
+            if extended is not None and i > 0:
                 B = _refill_extension(extended, X, K, inside, problem.grid, dims)
             data_term = lam * K.conj() * B
             denominator = data_weight + beta * gradient_power
