@@ -11,6 +11,8 @@ leading batch axes such as time or Z for a 2D model):
    ``mmse_prior`` when the card has them), computed on the whole plane (a global Fourier operation, so
    it is never tiled) by :func:`napari_crcnet.deconv.mmse`. A card ``mmse_sigma`` of ``"suggest"`` means
    ``suggest_sigma(noise)`` for the image's noise level (given, the card's, or estimated).
+   For ``config.input == "hyper-laplacian"`` each image is replaced by its hyper-Laplacian estimate instead
+   (:func:`napari_crcnet.hyper_laplacian`, ``lam = suggest_lambda(noise, floor=hl_noise_floor)`` from the card).
    Models with ``config.extra_inputs`` (conditioned on the degradation) also get, after the image
    channels, a constant noise map ``noise / NOISE_MAP_SCALE`` and/or the blurred plane itself.
 3. The network runs on overlapping tiles: the plane is cut into a grid of cores of size
@@ -236,7 +238,8 @@ def _card_kernel(card: dict[str, Any], kernel: Any) -> np.ndarray:
 
 
 def _needs_noise(config: Any, card: dict[str, Any]) -> bool:
-    return "noise" in config.extra_inputs or (config.input == "mmse" and card.get("mmse_sigma") == "suggest")
+    return ("noise" in config.extra_inputs or config.input == "hyper-laplacian"
+            or (config.input == "mmse" and card.get("mmse_sigma") == "suggest"))
 
 
 def _noise_level(noise: float | None, card: dict[str, Any], image: Any, channel_axis: int | None) -> float:
@@ -302,6 +305,30 @@ def _mmse_planes(
             flat[index], k, float(sigma), prior=prior, boundary=boundary, device=device, dtype=np.float32
         )
     return estimate.reshape(batch.shape)
+
+
+def _hyper_laplacian_planes(
+    batch: np.ndarray, card: dict[str, Any], kernel: Any, spatial_ndim: int, device: torch.device, noise: float,
+) -> np.ndarray:
+    """Replace every image of ``batch`` (``(N, C, *spatial)``, channels together) by its hyper-Laplacian
+    estimate at ``lam = suggest_lambda(noise, floor=card["hl_noise_floor"])`` (or the card's number), one
+    image at a time, with the card's ``mmse_boundary``."""
+    from .hyperlaplacian import hyper_laplacian, suggest_lambda
+
+    lam = card.get("hl_lambda", "suggest")
+    if lam == "suggest":
+        lam = suggest_lambda(noise, floor=card.get("hl_noise_floor"))
+    k = _card_kernel(card, kernel)
+    if k.ndim != spatial_ndim:
+        raise ValueError(f"the kernel is {k.ndim}D but the model works on {spatial_ndim}D planes")
+    boundary = card.get("mmse_boundary") or DEFAULT_BOUNDARY
+    estimate = np.empty(batch.shape, np.float32)
+    for index in range(batch.shape[0]):
+        image = batch[index] if batch.shape[1] > 1 else batch[index, 0]
+        result = hyper_laplacian(image, k, float(lam), channel_axis=0 if batch.shape[1] > 1 else None,
+                                 boundary=boundary, device=device, dtype=np.float32)
+        estimate[index] = result.reshape(batch.shape[1:])
+    return estimate
 
 
 def _residue_layout(layout: Layout, residue: np.ndarray, gray_model: bool) -> np.ndarray:
@@ -417,6 +444,8 @@ def apply_model(
     blurred = planes
     if config.input == "mmse":
         planes = _mmse_planes(planes, card, kernel, spatial_ndim, dev, noise_level)
+    elif config.input == "hyper-laplacian":
+        planes = _hyper_laplacian_planes(planes, card, kernel, spatial_ndim, dev, noise_level)
     planes = network_input(config, planes, blurred, noise_level)
 
     out = np.empty((planes.shape[0], config.in_channels, *spatial), np.float32)

@@ -45,7 +45,7 @@ EXTRA_INPUTS = ("noise", "blurred")
 #: The "noise" input channel holds ``noise_std / NOISE_MAP_SCALE`` (so 1 % noise gives 0.2, 5 % gives 1).
 NOISE_MAP_SCALE = 0.05
 IU_ACTIVATIONS = ("relu", "prelu")
-INPUTS = ("blurred", "mmse")
+INPUTS = ("blurred", "mmse", "hyper-laplacian")
 
 
 @dataclass
@@ -69,10 +69,12 @@ class CRCNetConfig:
         Iterative concatenation (paper eq. 12). ``False`` is the ablation "without CR": unit ``i`` only
         sees ``inter_{i-1}`` (all units have ``in_channels`` channels); the IU still takes
         ``[b, inter_1, ..., inter_N]``.
-    input : {"blurred", "mmse"}
-        What the caller feeds the network: the blurred image ``b`` (paper) or its closed-form MMSE
-        estimate ``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` computed with the model card's ``mmse_sigma``.
-        The network itself does not compute it; :mod:`napari_crcnet.inference` does.
+    input : {"blurred", "mmse", "hyper-laplacian"}
+        What the caller feeds the network: the blurred image ``b`` (paper), its closed-form MMSE
+        estimate ``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` computed with the model card's ``mmse_sigma``,
+        or its hyper-Laplacian estimate (:func:`napari_crcnet.hyper_laplacian` with the card's
+        ``hl_lambda``), which keeps less of a wrong kernel's ringing. The network itself does not compute
+        them; :mod:`napari_crcnet.inference` does. The weights do not depend on it (same shapes).
     skip : bool
         Global residual connection: the network returns ``x + IU(...)`` instead of ``IU(...)``.
     spatial_dims : int
@@ -291,9 +293,14 @@ class CRCNet(nn.Module):
             cfg.integrative_channels(), cfg.iu_channels, cfg.in_channels, cfg.iu_activation, cfg.spatial_dims
         )
         if cfg.skip:
-            with torch.no_grad():
-                self.integrate.conv2.weight.mul_(1e-3)
-                self.integrate.conv2.bias.zero_()
+            self.start_from_input()
+
+    def start_from_input(self) -> None:
+        """Scale the last convolution by 1e-3 and zero its bias, so that with the global skip the network
+        returns (almost exactly) its input: training then starts from the input estimate's quality."""
+        with torch.no_grad():
+            self.integrate.conv2.weight.mul_(1e-3)
+            self.integrate.conv2.bias.zero_()
 
     @property
     def receptive_radius(self) -> int:
@@ -318,7 +325,7 @@ class CRCNet(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            The blurred image (``config.input == "blurred"``) or its MMSE estimate (``"mmse"``), followed by
+            The blurred image (``config.input == "blurred"``) or its MMSE or hyper-Laplacian estimate, followed by
             the :attr:`~CRCNetConfig.extra_inputs` maps: ``(B, input_channels, *spatial)``.
         return_residues : bool
             Also return the unit outputs ``[inter_1, ..., inter_N]`` (the learned residues; unit ``i``

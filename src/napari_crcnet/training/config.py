@@ -127,6 +127,11 @@ class TrainConfig:
         With ``kernel="any"``: the MMSE input uses ``suggest_sigma(max(noise, mmse_noise_floor))``, a floor
         for model error (kernel error, quantisation) that the noise level does not show. Stored in the card
         and used by inference. Default 0 (no floor).
+    start_from_input : bool
+        After loading ``init``, scale its last convolution to almost zero
+        (:meth:`~napari_crcnet.models.crcnet.CRCNet.start_from_input`), so that training starts from the
+        input estimate's quality rather than the init model's: what it then learns is only what helps on
+        this run's data. The init model's features are kept. Default False.
     """
 
     kernel: Any
@@ -174,6 +179,7 @@ class TrainConfig:
     gray_fraction: float = 0.0
     degradation: Any = None
     mmse_noise_floor: float = 0.0
+    start_from_input: bool = False
 
     @property
     def any_kernel(self) -> bool:
@@ -302,11 +308,17 @@ def resolve_kernel(kernel: Any) -> np.ndarray:
 ANY_KERNEL_DEFAULTS: dict[str, Any] = {"extra_inputs": ["noise"], "features": 3, "ru_activation": "relu"}
 
 
+#: Model fields a run from ``init`` may change without changing the weights' shapes.
+INIT_OVERRIDES = {"input"}
+
+
 def run_model_config(config: TrainConfig):
-    """The architecture of a run: the ``init`` model's when starting from one with ``model="default"``;
+    """The architecture of a run: the ``init`` model's when starting from one with ``model="default"`` (or
+    with a dict of :data:`INIT_OVERRIDES` only, fields that leave the weights' shapes, e.g. ``{"input": ...}``);
     for ``kernel="any"`` the default gets :data:`ANY_KERNEL_DEFAULTS`; else :func:`resolve_model_config`."""
     model = config.model
-    if config.init is not None and isinstance(model, str) and model == "default":
+    input_only = isinstance(model, dict) and set(model) <= INIT_OVERRIDES
+    if config.init is not None and (input_only or (isinstance(model, str) and model == "default")):
         from ..models.store import read_config
 
         init_config = read_config(config.init)
@@ -315,7 +327,7 @@ def run_model_config(config: TrainConfig):
             raise ValueError(
                 f"{config.init} is a {init_config.in_channels}-channel model, this run has {config.channels}"
             )
-        model = {**init_config.to_dict(), "in_channels": config.channels}
+        model = {**init_config.to_dict(), **(model if isinstance(model, dict) else {}), "in_channels": config.channels}
     elif config.any_kernel and isinstance(model, str) and model == "default":
         model = dict(ANY_KERNEL_DEFAULTS)
     return resolve_model_config(model, config.channels)

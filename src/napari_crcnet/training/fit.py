@@ -81,7 +81,7 @@ def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> di
     source, card = load_model(init, device="cpu")
     if model_config.in_channels == 1 and source.config.has_gray_equivalent:
         source = colour_to_gray(source)
-    if source.config.to_dict() != model_config.to_dict():
+    if {**source.config.to_dict(), "input": model_config.input} != model_config.to_dict():  # same weight shapes
         raise ValueError(
             f"cannot start from {card.get('name', init)!r}: its architecture {source.config.to_dict()} differs "
             f"from this run's {model_config.to_dict()} (pick the same --config / channels)"
@@ -186,6 +186,8 @@ class _Run:
             mmse_sigma = self._resume()
         elif config.init is not None:
             init_card = _initialise_from(self.model, config.init, self.model_config)
+            if config.start_from_input:
+                self.model.start_from_input()
             if mmse_sigma is None and init_card.get("mmse_sigma") == "suggest" and not config.any_kernel:
                 # An any-kernel init learned on MMSE inputs made with suggest_sigma(noise): keep that input
                 # rather than a searched sigma (often 2x larger), so the fit starts where the init model is good.
@@ -193,10 +195,12 @@ class _Run:
 
                 floor = init_card.get("mmse_noise_floor") or 0.0
                 input_sigma_from_init = float(suggest_sigma(config.noise, floor=floor))
+        if self.model_config.input == "hyper-laplacian" and not config.any_kernel:
+            raise ValueError("the hyper-Laplacian input is for kernel='any' runs (a per-kernel fit uses MMSE)")
         if config.any_kernel:
             self.mmse_sigma: Any = "suggest"  # per crop: deconv.suggest_sigma(noise, floor)
             self.inputs = NetworkInputs(self.model_config, self.device, config.mmse_boundary,
-                                        noise_floor=config.mmse_noise_floor)
+                                        noise_floor=config.mmse_noise_floor, hl_noise_floor=self._hl_noise_floor())
             return
         if mmse_sigma is None:
             operator = BlurOperator(self.kernel, boundary=config.mmse_boundary, device=self.device)
@@ -206,6 +210,13 @@ class _Run:
         self.mmse_sigma = float(mmse_sigma)
         self.inputs = NetworkInputs(self.model_config, self.device, config.mmse_boundary, self.kernel,
                                     self.mmse_sigma, config.noise, baseline_sigma=self.baseline_sigma)
+
+    def _hl_noise_floor(self) -> float | None:
+        """The model-error floor of a hyper-Laplacian input's ``suggest_lambda`` (today's default, stored in the
+        card so that inference keeps it if the default changes); None for other inputs."""
+        from ..hyperlaplacian import LAMBDA_NOISE_FLOOR
+
+        return LAMBDA_NOISE_FLOOR if self.model_config.input == "hyper-laplacian" else None
 
     def _resume(self) -> Any:
         """Restore every state from the checkpoint; returns its MMSE sigma."""
@@ -409,6 +420,9 @@ class _Run:
                                          "and Gaussian noise of std log-uniform in noise")
             if config.mmse_noise_floor:
                 card["mmse_noise_floor"] = float(config.mmse_noise_floor)
+            if self.model_config.input == "hyper-laplacian":
+                card["hl_lambda"] = "suggest"  # suggest_lambda(noise, floor=hl_noise_floor), per image
+                card["hl_noise_floor"] = self._hl_noise_floor()
             if config.degradation is not None:
                 card["training"]["degradation"] = self.synthesizer.degradation.to_dict()
                 content = self.synthesizer.degradation.content
