@@ -19,7 +19,9 @@ Real images are not periodic. The ``boundary`` mode says how the image is extend
 Each mode is a linear map ``P`` (extend), so the operator is ``H = S A P`` with ``A`` the circular
 convolution on the extended grid and ``S`` the crop back to the image; its exact adjoint is
 ``H^T = P^T A^T S^T``. :class:`BlurOperator` implements both and a Fourier filter helper that MMSE, IRD and
-the residues are built from. Tensors are ``(..., *spatial)`` with 2 or 3 trailing spatial axes.
+the residues are built from. :class:`CompactBlur` computes the same ``H`` and ``H^T`` on the smallest grid
+they need (the image and the kernel's reach around it), for iterative methods such as Richardson-Lucy.
+Tensors are ``(..., *spatial)`` with 2 or 3 trailing spatial axes.
 """
 
 from __future__ import annotations
@@ -156,16 +158,29 @@ class BlurOperator:
             indices = [
                 torch.as_tensor(_symmetric_index(n, b, a), device=self.device) for n, (b, a) in zip(shape, widths)
             ]
-            window = None
-            if self.boundary == "taper":
-                window = torch.ones((), dtype=self.dtype, device=self.device)
-                for axis, (n, (b, a)) in enumerate(zip(shape, widths)):
-                    w = torch.as_tensor(_raised_cosine_window(n, b, a), dtype=self.dtype, device=self.device)
-                    view = [1] * self.ndim
-                    view[axis] = -1
-                    window = window * w.reshape(view)
+            window = self.taper_window(shape) if self.boundary == "taper" else None
             self._pad_cache[shape] = (widths, indices, window)
         return self._pad_cache[shape]
+
+    def taper_window(self, shape: tuple[int, ...], margins: tuple[int, ...] | None = None) -> torch.Tensor:
+        """The taper mode's window ``w`` (``P x = w M x + (1 - w) mean(x)``, ``M`` the mirror extension) on
+        the FFT grid of an image of spatial ``shape``: the product of one raised cosine per axis.
+
+        With ``margins`` (one per axis, each at most that axis's pad width) only the part within ``margins``
+        pixels of the image is returned, with the same values.
+        """
+        import torch
+
+        widths = self.pad_widths(shape)
+        window = torch.ones((), dtype=self.dtype, device=self.device)
+        for axis, (n, (b, a)) in enumerate(zip(shape, widths)):
+            w = _raised_cosine_window(n, b, a)
+            if margins is not None:
+                w = w[b - margins[axis] : b + n + margins[axis]]
+            view = [1] * self.ndim
+            view[axis] = -1
+            window = window * torch.as_tensor(w, dtype=self.dtype, device=self.device).reshape(view)
+        return window
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
         """Extend ``x`` (``..., *spatial``) onto the FFT grid according to the boundary mode (``P x``)."""
@@ -290,12 +305,170 @@ class BlurOperator:
 
     __call__ = forward
 
+    def compact(self, shape: tuple[int, ...]) -> CompactBlur:
+        """``H`` and ``H^T`` for images of spatial ``shape`` on the smallest FFT grid (see :class:`CompactBlur`)."""
+        return CompactBlur(self, shape)
+
     def _cast(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(device=self.device, dtype=self.dtype)
 
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.kernel.shape))
         return f"BlurOperator(kernel {shape}, boundary={self.boundary!r}, device={self.device}, dtype={self.dtype})"
+
+
+class CompactBlur:
+    """:class:`BlurOperator`'s ``H`` and ``H^T`` for images of one spatial shape, on the smallest FFT grid, for
+    iterative methods that apply them many times (Richardson-Lucy).
+
+    ``H x = S A P x`` reads the extension ``P x`` only within the kernel's reach of the image, ``r = k // 2``
+    pixels along an axis of kernel size ``k`` (a convolution output at ``i`` reads ``i - (k - 1 - k // 2)``
+    to ``i + k // 2``), and ``H^T y = P^T A^T S^T y`` only has non-zero values there before ``P^T``. So both
+    maps are computed exactly on a box of ``n + 2 r`` pixels per axis: the image, mirrored by ``r`` and, in
+    taper mode, faded by the same window values as the full extension, then zero-padded to a fast FFT length
+    ``fast_fft_length(n + 2 r)`` (the wrap-around of the circular convolution never reaches the box). The
+    results equal :meth:`BlurOperator.forward` and :meth:`BlurOperator.adjoint` to round-off, for every
+    boundary mode; the periodic mode has no extension and keeps the image's own grid.
+
+    The transfer function ``K`` and its conjugate are computed once, and the grid-sized buffers are allocated
+    once per batch shape and reused: :meth:`forward` and :meth:`adjoint` return *views of an internal buffer*,
+    valid until the next call. Use them at once or copy them.
+
+    Parameters
+    ----------
+    operator : BlurOperator
+        The operator whose ``H`` and ``H^T`` are computed (kernel, boundary, device, dtype).
+    shape : tuple of int
+        Spatial shape of the images (``operator.ndim`` axes).
+    """
+
+    def __init__(self, operator: BlurOperator, shape: tuple[int, ...]) -> None:
+        shape = tuple(int(n) for n in shape)
+        if len(shape) != operator.ndim:
+            raise ValueError(f"expected {operator.ndim} spatial axes, got shape {shape}")
+        operator.check_shape(shape)
+        self.operator = operator
+        self.shape = shape
+        self.ndim = operator.ndim
+        periodic = operator.boundary == "periodic"
+        #: Extension ``r`` along each axis (pixels): the kernel's reach, 0 for the periodic mode.
+        self.margins = tuple(0 if periodic else k // 2 for k in operator.kernel.shape)
+        #: The image and its extension: ``n + 2 r`` pixels per axis, the image at offset ``r``.
+        self.box = tuple(n + 2 * r for n, r in zip(shape, self.margins))
+        #: FFT grid (spatial shape): the image's for the periodic mode, else fast lengths >= ``n + 2 r``.
+        self.grid = shape if periodic else tuple(fast_fft_length(b) for b in self.box)
+        self._dims = tuple(range(-self.ndim, 0))
+        self._box_slices = tuple(slice(0, b) for b in self.box)
+        self._image_slices = tuple(slice(r, r + n) for n, r in zip(shape, self.margins))
+        self._transfer = operator.transfer(self.grid)
+        self._transfer_conj = self._transfer.conj().resolve_conj()
+        # The taper window is 1 on the image, so only the frame around it (the box minus the image) is ever
+        # weighted: split it into disjoint slabs, the one of axis a spanning the image along the axes before a
+        # and the whole box along the axes after it, and keep the window's complement 1 - w on each.
+        self._frames: list[tuple[tuple[slice, ...], torch.Tensor]] = []
+        if operator.boundary == "taper":
+            window = operator.taper_window(shape, self.margins)
+            for axis, (n, r) in enumerate(zip(shape, self.margins)):
+                for side in ((slice(0, r), slice(r + n, r + n + r)) if r else ()):
+                    slab = (*self._image_slices[:axis], side, *self._box_slices[axis + 1 :])
+                    self._frames.append((slab, (1 - window[slab]).contiguous()))
+        self._buffers: dict[tuple[int, ...], _CompactBuffers] = {}
+
+    def _buffers_for(self, lead: tuple[int, ...]) -> _CompactBuffers:
+        """The grid buffers and their views for a batch of leading shape ``lead`` (one batch shape at a time)."""
+        if lead not in self._buffers:
+            self._buffers.clear()
+            self._buffers[lead] = _CompactBuffers(self, lead)
+        return self._buffers[lead]
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim < self.ndim or tuple(x.shape[x.ndim - self.ndim :]) != self.shape:
+            raise ValueError(f"expected spatial shape {self.shape}, got {tuple(x.shape)}")
+        return x.to(device=self.operator.device, dtype=self.operator.dtype)
+
+    def _convolve(self, buffers: _CompactBuffers, source: torch.Tensor, transfer: torch.Tensor) -> None:
+        """``work = irfftn(transfer * rfftn(source))`` on the grid, in the preallocated buffers."""
+        fft = torch_fft()
+        fft.rfftn(source, dim=self._dims, out=buffers.spectrum)
+        buffers.spectrum.mul_(transfer)
+        fft.irfftn(buffers.spectrum, s=self.grid, dim=self._dims, out=buffers.work)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``H x = S A P x`` (``..., *shape``): a view of an internal buffer, valid until the next call."""
+        x = self._check(x)
+        buffers = self._buffers_for(tuple(x.shape[: x.ndim - self.ndim]))
+        buffers.extended_image.copy_(x)
+        for target, source, dim in buffers.mirror:  # M x: the margins copy the pixels next to them, reversed
+            target.copy_(source.flip(dim))
+        if self._frames:  # P x = w M x + (1 - w) mean(x) = M x + (1 - w) (mean(x) - M x), on the frame only
+            mean = x.mean(dim=self._dims, keepdim=True)
+            for view, complement in zip(buffers.extended_frames, self._frames):
+                view.lerp_(mean, complement[1])
+        self._convolve(buffers, buffers.extended, self._transfer)
+        return buffers.work_image
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``H^T y = P^T A^T S^T y`` (``..., *shape``): a view of an internal buffer, valid until the next call."""
+        y = self._check(y)
+        lead = tuple(y.shape[: y.ndim - self.ndim])
+        buffers = self._buffers_for(lead)
+        buffers.embedded_image.copy_(y)
+        self._convolve(buffers, buffers.embedded, self._transfer_conj)
+        mean_part = None
+        if self._frames:
+            # P^T z = M^T (w z) + <1 - w, z> / N on every pixel (N = image size; the adjoint of x -> mean(x))
+            mean_part = y.new_zeros((*lead, *([1] * self.ndim)))
+            for view, (_, complement) in zip(buffers.work_frames, self._frames):
+                weighted = view * complement
+                mean_part += weighted.sum(dim=self._dims).reshape(mean_part.shape)
+                view.sub_(weighted)  # w z = z - (1 - w) z
+            mean_part /= float(np.prod(self.shape))
+        for target, source, dim in buffers.fold:  # M^T: the margins add back onto the pixels they copy
+            target.add_(source.flip(dim))
+        if mean_part is not None:
+            buffers.work_image.add_(mean_part)
+        return buffers.work_image
+
+    def __repr__(self) -> str:
+        grid = "x".join(map(str, self.grid))
+        return f"CompactBlur({self.operator!r}, shape={self.shape}, grid={grid})"
+
+
+class _CompactBuffers:
+    """A :class:`CompactBlur`'s grid buffers for one batch shape, and the views its steps work on.
+
+    ``extended`` holds ``P x`` in its box and zeros outside it, ``embedded`` holds ``S^T y`` (``y`` in the
+    image's place, zeros elsewhere), ``spectrum`` the rfft and ``work`` the inverse FFT's output. Only the box
+    (resp. the image) of the first two is ever written, so the zeros around it stay.
+    """
+
+    def __init__(self, blur: CompactBlur, lead: tuple[int, ...]) -> None:
+        import torch
+
+        op = blur.operator
+        self.extended, self.embedded, self.work = (
+            torch.zeros((*lead, *blur.grid), dtype=op.dtype, device=op.device) for _ in range(3)
+        )
+        self.spectrum = torch_fft().rfftn(self.extended, dim=blur._dims)
+        self.extended_image = self.extended[(Ellipsis, *blur._image_slices)]
+        self.embedded_image = self.embedded[(Ellipsis, *blur._image_slices)]
+        self.work_image = self.work[(Ellipsis, *blur._image_slices)]
+        self.extended_frames = [self.extended[(Ellipsis, *slab)] for slab, _ in blur._frames]
+        self.work_frames = [self.work[(Ellipsis, *slab)] for slab, _ in blur._frames]
+        # Mirroring axis a spans the box along the axes before it and the image along those after it, as
+        # BlurOperator.pad does; the fold (its adjoint) visits the same regions in reverse order.
+        self.mirror: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        self.fold: list[tuple[torch.Tensor, torch.Tensor, int]] = []
+        for axis, (n, r) in enumerate(zip(blur.shape, blur.margins)):
+            if r == 0:
+                continue
+            dim = len(lead) + axis
+            region = (Ellipsis, *blur._box_slices[:axis], blur._box_slices[axis], *blur._image_slices[axis + 1 :])
+            ext, work = self.extended[region], self.work[region]
+            self.mirror += [(ext.narrow(dim, 0, r), ext.narrow(dim, r, r), dim),
+                            (ext.narrow(dim, r + n, r), ext.narrow(dim, n, r), dim)]
+            self.fold[:0] = [(work.narrow(dim, r, r), work.narrow(dim, 0, r), dim),
+                             (work.narrow(dim, n, r), work.narrow(dim, r + n, r), dim)]
 
 
 def torch_cat(tensors: list, dim: int):

@@ -9,7 +9,11 @@ which keeps ``x >= 0`` when it starts positive; it starts from a flat image at t
 number of iterations acts as the regulariser (few: smooth, many: sharp and noisy). ``H`` and ``H^T`` are
 :class:`~napari_crcnet.operators.BlurOperator`'s forward map and its exact adjoint, so every boundary mode
 (``"periodic"``, ``"reflect"``, ``"taper"``) works as for MMSE, in 2D and in 3D (``kernel.ndim`` spatial
-axes). With a total-variation weight ``tv = lambda`` (Dey et al. 2006) the update becomes::
+axes). They are computed by :class:`~napari_crcnet.operators.CompactBlur`: the same maps, to round-off, on the
+smallest FFT grid that holds the image and the kernel's reach ``k // 2`` around it (the full operator extends by
+the kernel size, which the Fourier filters need and Richardson-Lucy does not), with the transfer function and
+the grid buffers set up once. An iteration costs four real FFTs on that grid and a few in-place passes over the
+image. With a total-variation weight ``tv = lambda`` (Dey et al. 2006) the update becomes::
 
     x <- x * H^T(b / H x) / (H^T 1 - lambda div(grad x / |grad x|))
 
@@ -115,24 +119,27 @@ def richardson_lucy(
     """
     n_iter, tv, tol = _check_options(n_iter, tv, tol)
     problem = _Problem(image, kernel, channel_axis, boundary, device, dtype)
-    op = problem.operator
+    # H and H^T of the problem's operator on the smallest FFT grid (the kernel's reach around the image),
+    # with K, conj(K) and the grid buffers computed once: the same maps, to round-off, at a fraction of the cost.
+    op = problem.operator.compact(problem.spatial)
     out = np.empty(problem.batch.shape, dtype=problem.out_dtype)
     parts = list(problem.chunks())
     for c, part in enumerate(parts):
         b = problem.tensor(part).clamp(min=0)
-        normaliser = op.adjoint(torch.ones_like(b))
+        normaliser = op.adjoint(torch.ones_like(b)).clone()  # H^T 1, once per chunk
         # A flat start at the data's mean (per image): the first iterations restore the coarse structure and
         # later ones the fine detail and the noise, so the iteration count regularises. Starting from the data
         # itself keeps its noise from the first step (measured: 7 dB worse on Poisson-noisy C. elegans).
         x = b.mean(dim=tuple(range(-op.ndim, 0)), keepdim=True).clamp(min=_EPS).expand_as(b).clone()
+        ratio = torch.empty_like(b)
         for i in range(n_iter):
             denominator = normaliser if tv == 0 else (normaliser - tv * _tv_divergence(x, op.ndim)).clamp(min=_EPS)
-            update = x * op.adjoint(b / op.forward(x).clamp(min=_EPS)) / denominator
+            torch.div(b, op.forward(x).clamp_(min=_EPS), out=ratio)  # b / H x
+            previous = x.clone() if tol is not None else None
+            x.mul_(op.adjoint(ratio)).div_(denominator)  # x <- x H^T(b / H x) / denominator, in place
             report(progress, c * n_iter + i + 1, len(parts) * n_iter)
-            if tol is not None and _converged(update, x, op.ndim, tol):
-                x = update
+            if tol is not None and previous is not None and _converged(x, previous, op.ndim, tol):
                 break
-            x = update
         out[part] = x.cpu().numpy()
     return problem.finish(out)
 
