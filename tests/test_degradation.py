@@ -216,3 +216,23 @@ def test_float_microscopy_images_in_arbitrary_units_are_rescaled_for_training():
     image = _expand(stored)
     assert image.min() == 0 and image.max() == 1
     np.testing.assert_allclose(image[0], (raw - raw.min()) / (raw.max() - raw.min()), atol=2e-5)
+
+
+def test_downscaled_crops_are_a_2x_window_averaged_then_augmented_like_any_crop():
+    """The 'downscaled' content: a window twice the crop size, 2x2-averaged, then rotated/flipped as the other
+    crops are (one crop routine for both)."""
+    ramp = np.add.outer(np.arange(100.0), 100 * np.arange(100.0)) / 1e4  # in [0, 1]; orientations all differ
+    synth = RealisticSynthesizer([ramp], channels=1, crop=16, max_kernel=9, seed=0,
+                                 degradation={"dead_leaves": 0.0, "downscaled": 1.0})
+    h, w = synth.big
+    orientations = set()
+    for _ in range(12):
+        crop = synth._random_crop()[0]
+        assert crop.shape == (h, w)
+        step_y, step_x = crop[1, 0] - crop[0, 0], crop[0, 1] - crop[0, 0]
+        # A 2x2-averaged ramp steps by 2 rows (2e-4) and 2 columns (2e-2) of the image, whatever the rotation
+        # or flip (to the stored images' 16-bit quantisation).
+        steps = sorted([abs(float(step_y)), abs(float(step_x))])
+        np.testing.assert_allclose(steps, [2e-4, 2e-2], rtol=0.05)
+        orientations.add((np.sign(step_y), np.sign(step_x), abs(step_y) < abs(step_x)))
+    assert len(orientations) > 2  # augmented: not always the image's own orientation

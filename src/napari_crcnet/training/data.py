@@ -273,12 +273,21 @@ class PairSynthesizer:
         self.generator.set_state(state["torch"])
 
     # -------------------------------------------------------------------------------------- pairs
-    def _random_crop(self) -> np.ndarray:
-        image = self.images[int(self.rng.integers(len(self.images)))]
-        h, w = self.big
+    def _random_crop(self, image: np.ndarray | None = None, scale: int = 1) -> np.ndarray:
+        """A random ``big``-sized training crop of a random image (or of ``image``), rotated/flipped when
+        augmenting; with ``scale`` > 1 a ``scale``-times larger window downscaled by 2 per factor of 2
+        (sharper edges, flatter areas: :func:`~napari_crcnet.training.content.downscale2`)."""
+        from .content import downscale2
+
+        if image is None:
+            image = self.images[int(self.rng.integers(len(self.images)))]
+        h, w = self.big[0] * scale, self.big[1] * scale
         y = int(self.rng.integers(image.shape[-2] - h + 1))
         x = int(self.rng.integers(image.shape[-1] - w + 1))
         patch = _expand(image[:, y : y + h, x : x + w])
+        while scale > 1:
+            patch, scale = downscale2(patch), scale // 2
+        h, w = self.big
         if self.augment:
             k = int(self.rng.integers(4))
             flip = bool(self.rng.integers(2))
@@ -526,7 +535,7 @@ class RealisticSynthesizer(FamilySynthesizer):
                          exclude, stored, names)
 
     def _random_crop(self) -> np.ndarray:
-        from .content import dead_leaves, downscale2, fluorescence
+        from .content import dead_leaves, fluorescence
 
         if self.degradation.content == "fluorescence":
             return np.repeat(fluorescence(self.big[0], self.rng), self.channels, axis=0)
@@ -535,11 +544,8 @@ class RealisticSynthesizer(FamilySynthesizer):
             return dead_leaves(self.big[0], self.channels, self.rng)
         if choice < self.degradation.dead_leaves + self.degradation.downscaled:
             image = self.images[int(self.rng.integers(len(self.images)))]
-            h, w = 2 * self.big[0], 2 * self.big[1]
-            if min(image.shape[-2] - h, image.shape[-1] - w) >= 0:
-                y = int(self.rng.integers(image.shape[-2] - h + 1))
-                x = int(self.rng.integers(image.shape[-1] - w + 1))
-                return np.ascontiguousarray(downscale2(_expand(image[:, y : y + h, x : x + w])))
+            if min(image.shape[-2] - 2 * self.big[0], image.shape[-1] - 2 * self.big[1]) >= 0:
+                return super()._random_crop(image, scale=2)
         return super()._random_crop()
 
     def degrade_realistic(
