@@ -1,4 +1,4 @@
-"""The hyper-Laplacian network input (CRCNetConfig.input == "hyper-laplacian") and start_from_input:
+"""The classical network inputs (CRCNetConfig.input "hyper-laplacian", "richardson-lucy") and start_from_input:
 training builds the input exactly as inference does, and a fine-tune can start from its input's quality."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from skimage import data
 
 from napari_crcnet.hyperlaplacian import hyper_laplacian, suggest_lambda
 from napari_crcnet.models.crcnet import NOISE_MAP_SCALE, CRCNet, CRCNetConfig
+from napari_crcnet.richardsonlucy import richardson_lucy
 from napari_crcnet.training import TrainConfig, train
 from napari_crcnet.training.inputs import NetworkInputs
 
@@ -41,7 +42,7 @@ def _any_config(**overrides) -> TrainConfig:
 
 def test_training_input_is_each_crops_hyper_laplacian_estimate_with_its_own_kernel_and_noise():
     config = CRCNetConfig(in_channels=1, **TINY_HL)
-    inputs = NetworkInputs(config, torch.device("cpu"), "taper", hl_noise_floor=0.008)
+    inputs = NetworkInputs(config, torch.device("cpu"), "taper", classical={"hl_noise_floor": 0.008})
     rng = np.random.default_rng(0)
     blurred = torch.as_tensor(rng.random((2, 1, 40, 40)), dtype=torch.float32)
     kernels = [_kernel(), np.ones((3, 5)) / 15]
@@ -56,6 +57,36 @@ def test_training_input_is_each_crops_hyper_laplacian_estimate_with_its_own_kern
     # The floor matters: 0.2 % noise is raised to 0.8 %, so the input is smoother than the pure noise rule's.
     unfloored = hyper_laplacian(blurred[0, 0].numpy(), kernels[0], suggest_lambda(0.002, floor=0.0), device="cpu")
     assert np.abs(net_input[0, 0].numpy() - unfloored).max() > 1e-3
+
+
+def test_richardson_lucy_input_is_each_crops_estimate_with_its_own_kernel():
+    config = CRCNetConfig(in_channels=1, **{**TINY_HL, "input": "richardson-lucy"})
+    inputs = NetworkInputs(config, torch.device("cpu"), "reflect", classical={"rl_iterations": 7})
+    rng = np.random.default_rng(1)
+    blurred = torch.as_tensor(rng.random((2, 1, 40, 40)), dtype=torch.float32)
+    kernels = [_kernel(), np.ones((3, 5)) / 15]
+    net_input, _ = inputs(blurred, kernels, torch.tensor([0.01, 0.02]))
+    for i in range(2):
+        expected = richardson_lucy(blurred[i, 0].numpy(), kernels[i], 7, boundary="reflect", device="cpu")
+        np.testing.assert_allclose(net_input[i, 0].numpy(), expected, atol=1e-6)
+    other = richardson_lucy(blurred[0, 0].numpy(), kernels[0], 10, boundary="reflect", device="cpu")
+    assert np.abs(net_input[0, 0].numpy() - other).max() > 1e-3  # the card's iteration count is used
+
+
+def test_a_richardson_lucy_input_model_records_its_iterations_and_applies_to_that_estimate(tmp_path):
+    import napari_crcnet as nc
+    from napari_crcnet.models.store import load_model
+
+    result = train(_any_config(model={**TINY_HL, "input": "richardson-lucy"}, output=tmp_path / "rl.safetensors"))
+    assert result.card["rl_iterations"] == 10 and "hl_lambda" not in result.card
+    net, loaded = load_model(tmp_path / "rl.safetensors", device="cpu")
+    image = data.camera()[100:148, 80:136] / 255.0
+    out = nc.crcnet(image, (net, loaded), _kernel(), noise=0.01, device="cpu", fast=False)
+    estimate = richardson_lucy(image, _kernel(), 10, device="cpu")
+    x = torch.as_tensor(np.stack([estimate, np.full(image.shape, 0.01 / NOISE_MAP_SCALE)])[None], dtype=torch.float32)
+    with torch.no_grad():
+        expected = net(x)[0, 0].numpy()
+    np.testing.assert_allclose(out, expected, atol=1e-5)
 
 
 def test_a_trained_hyper_laplacian_model_applies_to_the_estimate_inference_computes(tmp_path):
@@ -109,5 +140,5 @@ def test_hyper_laplacian_input_is_refused_for_a_per_kernel_fit():
     train_images, val_images = _images()
     config = TrainConfig(kernel=_kernel(), images=train_images, val_images=val_images, channels=1,
                          model=dict(TINY_HL), iterations=1, batch=2, crop=32, val_every=0, val_size=32, amp="off")
-    with pytest.raises(ValueError, match="hyper-Laplacian input"):
+    with pytest.raises(ValueError, match="hyper-laplacian input is for kernel"):
         train(config)

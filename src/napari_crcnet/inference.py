@@ -11,8 +11,9 @@ leading batch axes such as time or Z for a 2D model):
    ``mmse_prior`` when the card has them), computed on the whole plane (a global Fourier operation, so
    it is never tiled) by :func:`napari_crcnet.deconv.mmse`. A card ``mmse_sigma`` of ``"suggest"`` means
    ``suggest_sigma(noise)`` for the image's noise level (given, the card's, or estimated).
-   For ``config.input == "hyper-laplacian"`` each image is replaced by its hyper-Laplacian estimate instead
-   (:func:`napari_crcnet.hyper_laplacian`, ``lam = suggest_lambda(noise, floor=hl_noise_floor)`` from the card).
+   For ``config.input`` ``"hyper-laplacian"`` or ``"richardson-lucy"`` each image is replaced by that
+   classical estimate instead (:func:`classical_input`, with the card's ``hl_lambda``/``hl_noise_floor`` or
+   ``rl_iterations``).
    Models with ``config.extra_inputs`` (conditioned on the degradation) also get, after the image
    channels, a constant noise map ``noise / NOISE_MAP_SCALE`` and/or the blurred plane itself.
 3. The network runs on overlapping tiles: the plane is cut into a grid of cores of size
@@ -238,7 +239,7 @@ def _card_kernel(card: dict[str, Any], kernel: Any) -> np.ndarray:
 
 
 def _needs_noise(config: Any, card: dict[str, Any]) -> bool:
-    return ("noise" in config.extra_inputs or config.input == "hyper-laplacian"
+    return ("noise" in config.extra_inputs or config.input in CLASSICAL_INPUTS
             or (config.input == "mmse" and card.get("mmse_sigma") == "suggest"))
 
 
@@ -307,27 +308,54 @@ def _mmse_planes(
     return estimate.reshape(batch.shape)
 
 
-def _hyper_laplacian_planes(
-    batch: np.ndarray, card: dict[str, Any], kernel: Any, spatial_ndim: int, device: torch.device, noise: float,
-) -> np.ndarray:
-    """Replace every image of ``batch`` (``(N, C, *spatial)``, channels together) by its hyper-Laplacian
-    estimate at ``lam = suggest_lambda(noise, floor=card["hl_noise_floor"])`` (or the card's number), one
-    image at a time, with the card's ``mmse_boundary``."""
-    from .hyperlaplacian import hyper_laplacian, suggest_lambda
+#: Network inputs that are a classical estimate computed image by image (the MMSE one is filtered plane by plane).
+CLASSICAL_INPUTS = ("hyper-laplacian", "richardson-lucy")
 
-    lam = card.get("hl_lambda", "suggest")
-    if lam == "suggest":
-        lam = suggest_lambda(noise, floor=card.get("hl_noise_floor"))
+
+def classical_input(
+    name: str, image: np.ndarray, kernel: np.ndarray, noise: float, card: dict[str, Any], device: Any = "cpu",
+) -> np.ndarray:
+    """The network input ``name`` of one image ``(C, *spatial)`` (channels first), float32, same shape.
+
+    * ``"hyper-laplacian"``: :func:`~napari_crcnet.hyper_laplacian` at the card's ``hl_lambda``, or for
+      ``"suggest"`` (the default) ``lam = suggest_lambda(noise, floor=card["hl_noise_floor"])``;
+    * ``"richardson-lucy"``: :func:`~napari_crcnet.richardson_lucy` with the card's ``rl_iterations``
+      (default 10) from its flat start.
+
+    Both use the card's ``mmse_boundary``. Training builds its inputs with this function too, so a model
+    sees at inference exactly what it learned on.
+    """
+    from .hyperlaplacian import hyper_laplacian, suggest_lambda
+    from .richardsonlucy import richardson_lucy
+
+    boundary = card.get("mmse_boundary") or DEFAULT_BOUNDARY
+    axis = 0 if image.shape[0] > 1 else None
+    plane = image if axis == 0 else image[0]
+    if name == "hyper-laplacian":
+        lam = card.get("hl_lambda", "suggest")
+        if lam == "suggest":
+            lam = suggest_lambda(noise, floor=card.get("hl_noise_floor"))
+        result = hyper_laplacian(plane, kernel, float(lam), channel_axis=axis, boundary=boundary, device=device,
+                                 dtype=np.float32)
+    elif name == "richardson-lucy":
+        result = richardson_lucy(plane, kernel, int(card.get("rl_iterations", 10)), channel_axis=axis,
+                                 boundary=boundary, device=device, dtype=np.float32)
+    else:
+        raise ValueError(f"no classical input {name!r}; known: {CLASSICAL_INPUTS}")
+    return result.reshape(image.shape)
+
+
+def _classical_planes(
+    batch: np.ndarray, card: dict[str, Any], kernel: Any, spatial_ndim: int, device: torch.device, noise: float,
+    name: str,
+) -> np.ndarray:
+    """Replace every image of ``batch`` (``(N, C, *spatial)``, channels together) by :func:`classical_input`."""
     k = _card_kernel(card, kernel)
     if k.ndim != spatial_ndim:
         raise ValueError(f"the kernel is {k.ndim}D but the model works on {spatial_ndim}D planes")
-    boundary = card.get("mmse_boundary") or DEFAULT_BOUNDARY
     estimate = np.empty(batch.shape, np.float32)
     for index in range(batch.shape[0]):
-        image = batch[index] if batch.shape[1] > 1 else batch[index, 0]
-        result = hyper_laplacian(image, k, float(lam), channel_axis=0 if batch.shape[1] > 1 else None,
-                                 boundary=boundary, device=device, dtype=np.float32)
-        estimate[index] = result.reshape(batch.shape[1:])
+        estimate[index] = classical_input(name, batch[index], k, noise, card, device)
     return estimate
 
 
@@ -444,8 +472,8 @@ def apply_model(
     blurred = planes
     if config.input == "mmse":
         planes = _mmse_planes(planes, card, kernel, spatial_ndim, dev, noise_level)
-    elif config.input == "hyper-laplacian":
-        planes = _hyper_laplacian_planes(planes, card, kernel, spatial_ndim, dev, noise_level)
+    elif config.input in CLASSICAL_INPUTS:
+        planes = _classical_planes(planes, card, kernel, spatial_ndim, dev, noise_level, config.input)
     planes = network_input(config, planes, blurred, noise_level)
 
     out = np.empty((planes.shape[0], config.in_channels, *spatial), np.float32)

@@ -45,7 +45,7 @@ EXTRA_INPUTS = ("noise", "blurred")
 #: The "noise" input channel holds ``noise_std / NOISE_MAP_SCALE`` (so 1 % noise gives 0.2, 5 % gives 1).
 NOISE_MAP_SCALE = 0.05
 IU_ACTIVATIONS = ("relu", "prelu")
-INPUTS = ("blurred", "mmse", "hyper-laplacian")
+INPUTS = ("blurred", "mmse", "hyper-laplacian", "richardson-lucy")
 
 
 @dataclass
@@ -69,11 +69,11 @@ class CRCNetConfig:
         Iterative concatenation (paper eq. 12). ``False`` is the ablation "without CR": unit ``i`` only
         sees ``inter_{i-1}`` (all units have ``in_channels`` channels); the IU still takes
         ``[b, inter_1, ..., inter_N]``.
-    input : {"blurred", "mmse", "hyper-laplacian"}
+    input : {"blurred", "mmse", "hyper-laplacian", "richardson-lucy"}
         What the caller feeds the network: the blurred image ``b`` (paper), its closed-form MMSE
         estimate ``m = F^-1[conj(K) B / (|K|^2 + sigma)]`` computed with the model card's ``mmse_sigma``,
-        or its hyper-Laplacian estimate (:func:`napari_crcnet.hyper_laplacian` with the card's
-        ``hl_lambda``), which keeps less of a wrong kernel's ringing. The network itself does not compute
+        or a classical estimate (:func:`napari_crcnet.inference.classical_input`: hyper-Laplacian with the
+        card's ``hl_lambda``, Richardson-Lucy with its ``rl_iterations``). The network itself does not compute
         them; :mod:`napari_crcnet.inference` does. The weights do not depend on it (same shapes).
     skip : bool
         Global residual connection: the network returns ``x + IU(...)`` instead of ``IU(...)``.
@@ -325,7 +325,7 @@ class CRCNet(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            The blurred image (``config.input == "blurred"``) or its MMSE or hyper-Laplacian estimate, followed by
+            The blurred image (``config.input == "blurred"``) or its MMSE or classical estimate, followed by
             the :attr:`~CRCNetConfig.extra_inputs` maps: ``(B, input_channels, *spatial)``.
         return_residues : bool
             Also return the unit outputs ``[inter_1, ..., inter_N]`` (the learned residues; unit ``i``

@@ -41,6 +41,7 @@ import torch
 
 from .._arrays import resolve_device
 from .._progress import Cancelled, ProgressCallback
+from ..inference import CLASSICAL_INPUTS
 from ..operators import BlurOperator
 from .checkpoint import checkpoint_json_path, load_checkpoint, restore_checkpoint, save_checkpoint
 from .config import (
@@ -69,6 +70,10 @@ __all__ = [  # the names older code imports from here
     "learning_rate", "load_checkpoint", "mmse_filter", "resolve_kernel", "resolve_model_config",
     "run_model_config", "save_checkpoint", "train",
 ]
+
+
+#: Richardson-Lucy iterations of the "richardson-lucy" network input (the method's default, from a flat start).
+RL_INPUT_ITERATIONS = 10
 
 
 def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> dict[str, Any]:
@@ -195,12 +200,12 @@ class _Run:
 
                 floor = init_card.get("mmse_noise_floor") or 0.0
                 input_sigma_from_init = float(suggest_sigma(config.noise, floor=floor))
-        if self.model_config.input == "hyper-laplacian" and not config.any_kernel:
-            raise ValueError("the hyper-Laplacian input is for kernel='any' runs (a per-kernel fit uses MMSE)")
+        if self.model_config.input in CLASSICAL_INPUTS and not config.any_kernel:
+            raise ValueError(f"the {self.model_config.input} input is for kernel='any' runs (per-kernel fits use MMSE)")
         if config.any_kernel:
             self.mmse_sigma: Any = "suggest"  # per crop: deconv.suggest_sigma(noise, floor)
             self.inputs = NetworkInputs(self.model_config, self.device, config.mmse_boundary,
-                                        noise_floor=config.mmse_noise_floor, hl_noise_floor=self._hl_noise_floor())
+                                        noise_floor=config.mmse_noise_floor, classical=self._classical_card())
             return
         if mmse_sigma is None:
             operator = BlurOperator(self.kernel, boundary=config.mmse_boundary, device=self.device)
@@ -211,12 +216,16 @@ class _Run:
         self.inputs = NetworkInputs(self.model_config, self.device, config.mmse_boundary, self.kernel,
                                     self.mmse_sigma, config.noise, baseline_sigma=self.baseline_sigma)
 
-    def _hl_noise_floor(self) -> float | None:
-        """The model-error floor of a hyper-Laplacian input's ``suggest_lambda`` (today's default, stored in the
-        card so that inference keeps it if the default changes); None for other inputs."""
+    def _classical_card(self) -> dict[str, Any]:
+        """The card fields of a classical network input (:func:`~napari_crcnet.inference.classical_input`),
+        today's defaults written out so that inference keeps them if the defaults change; {} for MMSE."""
         from ..hyperlaplacian import LAMBDA_NOISE_FLOOR
 
-        return LAMBDA_NOISE_FLOOR if self.model_config.input == "hyper-laplacian" else None
+        if self.model_config.input == "hyper-laplacian":
+            return {"hl_lambda": "suggest", "hl_noise_floor": LAMBDA_NOISE_FLOOR}
+        if self.model_config.input == "richardson-lucy":
+            return {"rl_iterations": RL_INPUT_ITERATIONS}
+        return {}
 
     def _resume(self) -> Any:
         """Restore every state from the checkpoint; returns its MMSE sigma."""
@@ -420,9 +429,7 @@ class _Run:
                                          "and Gaussian noise of std log-uniform in noise")
             if config.mmse_noise_floor:
                 card["mmse_noise_floor"] = float(config.mmse_noise_floor)
-            if self.model_config.input == "hyper-laplacian":
-                card["hl_lambda"] = "suggest"  # suggest_lambda(noise, floor=hl_noise_floor), per image
-                card["hl_noise_floor"] = self._hl_noise_floor()
+            card.update(self._classical_card())
             if config.degradation is not None:
                 card["training"]["degradation"] = self.synthesizer.degradation.to_dict()
                 content = self.synthesizer.degradation.content
