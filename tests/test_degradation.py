@@ -236,3 +236,15 @@ def test_downscaled_crops_are_a_2x_window_averaged_then_augmented_like_any_crop(
         np.testing.assert_allclose(steps, [2e-4, 2e-2], rtol=0.05)
         orientations.add((np.sign(step_y), np.sign(step_x), abs(step_y) < abs(step_x)))
     assert len(orientations) > 2  # augmented: not always the image's own orientation
+
+
+def test_one_validation_image_gets_several_degradations_and_four_images_one_each():
+    cam = (data.camera() / 255.0).astype(np.float32)[None]  # stored layout: (C, Y, X)
+    synth = RealisticSynthesizer(None, channels=1, crop=32, max_kernel=15, degradation="fluorescence", seed=1)
+    single = synth.validation_pairs([cam[:, :96, :96]], size=48, seed=5, stored=True)
+    assert len(single) == 4
+    assert len({p[2][0].tobytes() for p in single}) == 4  # a different kernel (and noise) per draw
+    assert all(p[1].shape == single[0][1].shape for p in single)  # ...of the same crop
+    tiles = [cam[:, :96, :96], cam[:, 96:192, :96], cam[:, :96, 96:192], cam[:, 96:192, 96:192]]
+    four = _synthesizer().validation_pairs(tiles, size=48, seed=5, stored=True)
+    assert len(four) == 4
