@@ -6,6 +6,10 @@ Cases:
   under 8 measured camera shakes, 8-bit gray). The kernels are the measured ones (stored for correlation:
   flipped). Scored as ``SOURCES.md`` says: PSNR against the sharp image after the best integer alignment
   within +-3 px, ignoring a 15 px border.
+- ``levin09-synthetic`` and ``levin09-synthetic-perturbed``: the same two scenes and 8 measured kernels, but
+  blurred synthetically ('valid' blur, 0.2 % Gaussian noise, about what the captures show) and deblurred with
+  the exact kernel, or with it perturbed as below (seed = 3000 + index): what separates these from
+  ``levin09-real`` is what a real capture adds to the blur model.
 - ``kernel-error-set12`` (gray) and ``kernel-error-kodak`` (RGB, first 12 images): the centre 256x256 crop of
   each image, 'valid' blur by a kernel from the any-kernel family (``kernels.random_kernel_spec``, seed =
   1000 + image index) plus 1 % Gaussian noise (``training/evaluate.py``'s ``degrade``); every method is
@@ -46,6 +50,8 @@ SHIFT = 3
 MMSE_SIGMAS = (0.002, 0.005, 0.01, 0.02, 0.04)
 IRD_SIGMAS = (0.005, 0.01, 0.02, 0.04)
 HL_LAMS = (300.0, 1000.0, 2000.0, 4000.0, 10000.0)
+#: Noise of the synthetic Levin cases: about what the real captures show (benchmarks/results/noise_floor.md).
+LEVIN_NOISE = 0.002
 
 
 def levin_kernels() -> list[np.ndarray]:
@@ -102,6 +108,29 @@ def levin_real_case() -> Case:
         for j in range(1, 9):
             items.append((f"im{i} kernel{j}", clear, _read(folder / f"im{i}_kernel{j}_img.png"), ks[j - 1]))
     return Case("levin09-real", items, 1, SHIFT)
+
+
+def levin_synthetic_cases(noise: float = LEVIN_NOISE) -> list[Case]:
+    """``levin09-synthetic`` and ``levin09-synthetic-perturbed``: the two sharp scenes of ``levin09-real``
+    blurred *synthetically* ('valid' blur) by the same 8 measured kernels, plus Gaussian noise of std
+    ``noise`` (about what a real capture shows); deblurred with the exact kernel, or with it perturbed by the
+    degradation model's :class:`KernelError` (``exact=0``, seed = 3000 + index). Same scenes and kernels as
+    the real captures, so the difference to ``levin09-real`` is what the captures add to the blur model."""
+    from napari_crcnet.training.degradation import KernelError
+
+    error = KernelError(exact=0.0)
+    folder = DATA / "levin09-real"
+    ks = levin_kernels()
+    exact, perturbed = [], []
+    for i in (1, 2):
+        sharp = _read(folder / "gt" / f"im{i}.png")
+        for j, kernel in enumerate(ks, start=1):
+            index = 8 * (i - 1) + j
+            clear, blurred = degrade(sharp, kernel, seed=index, noise=noise)
+            exact.append((f"im{i} kernel{j}", clear, blurred, kernel))
+            given = error.perturb(kernel, np.random.default_rng(3000 + index))
+            perturbed.append((f"im{i} kernel{j}", clear, blurred, given))
+    return [Case("levin09-synthetic", exact, 1, 0), Case("levin09-synthetic-perturbed", perturbed, 1, 0)]
 
 
 def kernel_error_cases(noise: float = 0.01, suffix: str = "") -> list[Case]:
@@ -234,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--name", default="real_data", help="results file name (results/NAME.md)")
     parser.add_argument("--case", action="append", default=None,
-                        help="run only this case (repeatable): levin09-real, kernel-error-set12, exact-set12, "
-                             "kernel-error-kodak")
+                        help="run only this case (repeatable): levin09-real, levin09-synthetic, "
+                             "levin09-synthetic-perturbed, kernel-error-set12, exact-set12, kernel-error-kodak")
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 images per case")
     args = parser.parse_args(argv)
     import torch
@@ -243,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     name = args.name + ("_quick" if args.quick and "quick" not in args.name else "")
-    cases = [case for case in (levin_real_case(), *kernel_error_cases()) if not args.case or case.name in args.case]
+    every = (levin_real_case(), *levin_synthetic_cases(), *kernel_error_cases())
+    cases = [case for case in every if not args.case or case.name in args.case]
     sections, means = [], []
     for case in cases:
         if args.quick:
