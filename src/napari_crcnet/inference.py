@@ -238,6 +238,14 @@ def _card_kernel(card: dict[str, Any], kernel: Any) -> np.ndarray:
     return k / k.sum()
 
 
+def _plane_kernel(card: dict[str, Any], kernel: Any, spatial_ndim: int) -> np.ndarray:
+    """The kernel an input estimate uses (:func:`_card_kernel`), checked against the model's plane dimension."""
+    k = _card_kernel(card, kernel)
+    if k.ndim != spatial_ndim:
+        raise ValueError(f"the kernel is {k.ndim}D but the model works on {spatial_ndim}D planes")
+    return k
+
+
 def _needs_noise(config: Any, card: dict[str, Any]) -> bool:
     return ("noise" in config.extra_inputs or config.input in CLASSICAL_INPUTS
             or (config.input == "mmse" and card.get("mmse_sigma") == "suggest"))
@@ -294,9 +302,7 @@ def _mmse_planes(
         sigma = suggest_sigma(noise, floor=float(card.get("mmse_noise_floor") or 0.0))
     if sigma is None:
         raise ValueError("this model takes the MMSE estimate as input but its card has no 'mmse_sigma'")
-    k = _card_kernel(card, kernel)
-    if k.ndim != spatial_ndim:
-        raise ValueError(f"the kernel is {k.ndim}D but the model works on {spatial_ndim}D planes")
+    k = _plane_kernel(card, kernel, spatial_ndim)
     boundary = card.get("mmse_boundary") or DEFAULT_BOUNDARY
     prior = card.get("mmse_prior")
     flat = batch.reshape((-1, *batch.shape[-spatial_ndim:]))
@@ -350,9 +356,7 @@ def _classical_planes(
     name: str,
 ) -> np.ndarray:
     """Replace every image of ``batch`` (``(N, C, *spatial)``, channels together) by :func:`classical_input`."""
-    k = _card_kernel(card, kernel)
-    if k.ndim != spatial_ndim:
-        raise ValueError(f"the kernel is {k.ndim}D but the model works on {spatial_ndim}D planes")
+    k = _plane_kernel(card, kernel, spatial_ndim)
     estimate = np.empty(batch.shape, np.float32)
     for index in range(batch.shape[0]):
         estimate[index] = classical_input(name, batch[index], k, noise, card, device)

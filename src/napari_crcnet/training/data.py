@@ -273,20 +273,21 @@ class PairSynthesizer:
         self.generator.set_state(state["torch"])
 
     # -------------------------------------------------------------------------------------- pairs
-    def _random_crop(self, image: np.ndarray | None = None, scale: int = 1) -> np.ndarray:
+    def _random_crop(self, image: np.ndarray | None = None, downscaled: bool = False) -> np.ndarray:
         """A random ``big``-sized training crop of a random image (or of ``image``), rotated/flipped when
-        augmenting; with ``scale`` > 1 a ``scale``-times larger window downscaled by 2 per factor of 2
-        (sharper edges, flatter areas: :func:`~napari_crcnet.training.content.downscale2`)."""
+        augmenting; ``downscaled``: a window twice as large, averaged over 2x2 blocks (sharper edges, flatter
+        areas: :func:`~napari_crcnet.training.content.downscale2`)."""
         from .content import downscale2
 
         if image is None:
             image = self.images[int(self.rng.integers(len(self.images)))]
-        h, w = self.big[0] * scale, self.big[1] * scale
+        factor = 2 if downscaled else 1
+        h, w = self.big[0] * factor, self.big[1] * factor
         y = int(self.rng.integers(image.shape[-2] - h + 1))
         x = int(self.rng.integers(image.shape[-1] - w + 1))
         patch = _expand(image[:, y : y + h, x : x + w])
-        while scale > 1:
-            patch, scale = downscale2(patch), scale // 2
+        if downscaled:
+            patch = downscale2(patch)
         h, w = self.big
         if self.augment:
             k = int(self.rng.integers(4))
@@ -549,7 +550,7 @@ class RealisticSynthesizer(FamilySynthesizer):
         if choice < self.degradation.dead_leaves + self.degradation.downscaled:
             image = self.images[int(self.rng.integers(len(self.images)))]
             if min(image.shape[-2] - 2 * self.big[0], image.shape[-1] - 2 * self.big[1]) >= 0:
-                return super()._random_crop(image, scale=2)
+                return super()._random_crop(image, downscaled=True)
         return super()._random_crop()
 
     def degrade_realistic(
