@@ -247,7 +247,7 @@ def _plane_kernel(card: dict[str, Any], kernel: Any, spatial_ndim: int) -> np.nd
 
 
 def _needs_noise(config: Any, card: dict[str, Any]) -> bool:
-    return ("noise" in config.extra_inputs or config.input in CLASSICAL_INPUTS
+    return ("noise" in config.extra_inputs or config.input in CLASSICAL_INPUTS or bool(card.get("data_step"))
             or (config.input == "mmse" and card.get("mmse_sigma") == "suggest"))
 
 
@@ -361,6 +361,21 @@ def _classical_planes(
     for index in range(batch.shape[0]):
         estimate[index] = classical_input(name, batch[index], k, noise, card, device)
     return estimate
+
+
+def _data_step_planes(
+    out: np.ndarray, blurred: np.ndarray, card: dict[str, Any], kernel: Any, spatial_ndim: int, device: torch.device,
+    noise: float | None,
+) -> np.ndarray:
+    """The card's data step (:mod:`napari_crcnet.datastep`) on every plane of the network output ``out``
+    (``(N, C, *spatial)``) against the blurred planes, ``mu`` from the card's rule and the noise level."""
+    from .datastep import apply_data_step, data_step_mu
+
+    if noise is None:
+        raise ValueError("this model's card has a data step but no noise level was found")
+    k = _plane_kernel(card, kernel, spatial_ndim)
+    boundary = card.get("mmse_boundary") or DEFAULT_BOUNDARY
+    return apply_data_step(out, blurred, k, data_step_mu(noise, card["data_step"]), boundary, device)
 
 
 def _residue_layout(layout: Layout, residue: np.ndarray, gray_model: bool) -> np.ndarray:
@@ -491,6 +506,8 @@ def apply_model(
         for index in range(planes.shape[0]):
             plane_residues = [r[index] for r in residues]
             done = runner.run_plane(planes[index], out[index], plane_residues, done, total)
+    if card.get("data_step"):
+        out = _data_step_planes(out, blurred, card, kernel, spatial_ndim, dev, noise_level)
 
     if colour_on_gray:
         out = out.mean(axis=1, keepdims=True)

@@ -374,7 +374,8 @@ def _read_card(path: Path) -> dict[str, Any]:
 
 
 def check_card(card: dict[str, Any], name: str = "the model") -> None:
-    """Raise ValueError unless the card's ``kernel`` is inline numbers and ``kernel_family`` a dict.
+    """Raise ValueError unless the card's ``kernel`` is inline numbers, ``kernel_family`` a dict and
+    ``data_step`` (if any) a rule of :mod:`napari_crcnet.datastep`.
 
     A card is data: its kernel is a nested list of numbers (never a file name or a spec that would make the
     loader read another file), ``kernel_family`` a dict whose ``max_kernel`` is a whole number.
@@ -401,6 +402,14 @@ def check_card(card: dict[str, Any], name: str = "the model") -> None:
         size = family.get("max_kernel")
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
             raise ValueError(f"the card of {name} has kernel_family.max_kernel {size!r}; it must be a whole number")
+    rule = card.get("data_step")
+    if rule is not None:
+        from ..datastep import check_rule
+
+        try:
+            check_rule(rule)
+        except ValueError as error:
+            raise ValueError(f"the card of {name} has a malformed 'data_step': {error}") from None
 
 
 def _check_shapes(path: Path, config: CRCNetConfig) -> None:

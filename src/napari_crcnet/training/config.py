@@ -132,6 +132,10 @@ class TrainConfig:
         (:meth:`~napari_crcnet.models.crcnet.CRCNet.start_from_input`), so that training starts from the
         input estimate's quality rather than the init model's: what it then learns is only what helps on
         this run's data. The init model's features are kept. Default False.
+    data_step : "init", dict or None
+        The data step after the network (:mod:`napari_crcnet.datastep`), in the loss and in the card: a rule
+        ``{"mu", "power", "noise_floor"}``; ``"init"`` (the default) the ``init`` model's rule (none without
+        one), so a fine-tune keeps what its model does at inference; None: no data step.
     """
 
     kernel: Any
@@ -180,6 +184,7 @@ class TrainConfig:
     degradation: Any = None
     mmse_noise_floor: float = 0.0
     start_from_input: bool = False
+    data_step: Any = "init"
 
     @property
     def any_kernel(self) -> bool:
@@ -231,6 +236,10 @@ class TrainConfig:
             raise ValueError("images: give clear training images (only degradation='fluorescence' needs none)")
         if not (math.isfinite(self.mmse_noise_floor) and 0 <= self.mmse_noise_floor < 1):
             raise ValueError(f"mmse_noise_floor must be in [0, 1), not {self.mmse_noise_floor!r}")
+        if self.data_step is not None and self.data_step != "init":
+            from ..datastep import check_rule
+
+            check_rule(self.data_step)
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (arrays replaced by a short note) for logs and cards."""

@@ -139,6 +139,7 @@ def evaluate(
                     net_input = net_input.contiguous(memory_format=torch.channels_last)
                 with autocast(device, amp):
                     out = model(net_input)
+                out = inputs.finish(out.float(), blurred.to(device), *degradation)
                 reference, axis = _to_image(clear)
                 restored, _ = _to_image(out.float())
                 baseline, _ = _to_image(estimate)

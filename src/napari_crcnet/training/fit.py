@@ -95,6 +95,17 @@ def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> di
     return card
 
 
+def _data_step_rule(config: TrainConfig) -> dict[str, float] | None:
+    """The run's data step rule: ``config.data_step``, or for ``"init"`` the init model's (None without)."""
+    if config.data_step != "init":
+        return config.data_step
+    if config.init is None:
+        return None
+    from ..models.store import _read_card, resolve_model_path
+
+    return _read_card(resolve_model_path(config.init)).get("data_step")
+
+
 def _split_validation(config: TrainConfig, synthesizer: PairSynthesizer) -> tuple[list, list[str], str]:
     """Validation images: the given ones, or ``n_val`` training images held out (chosen by the seed)."""
     if config.val_images is not None:
@@ -186,6 +197,7 @@ class _Run:
     def _start(self) -> None:
         """Resume from the checkpoint or start from ``init``; then choose the network's input."""
         config = self.config
+        self.data_step = _data_step_rule(config)
         mmse_sigma, input_sigma_from_init = config.mmse_sigma, None
         if config.resume and self.checkpoint is not None and self.checkpoint.exists():
             mmse_sigma = self._resume()
@@ -205,7 +217,8 @@ class _Run:
         if config.any_kernel:
             self.mmse_sigma: Any = "suggest"  # per crop: deconv.suggest_sigma(noise, floor)
             self.inputs = NetworkInputs(self.model_config, self.device, config.mmse_boundary,
-                                        noise_floor=config.mmse_noise_floor, classical=self._classical_card())
+                                        noise_floor=config.mmse_noise_floor, classical=self._classical_card(),
+                                        data_step=self.data_step)
             return
         if mmse_sigma is None:
             operator = BlurOperator(self.kernel, boundary=config.mmse_boundary, device=self.device)
@@ -214,7 +227,8 @@ class _Run:
                 self.baseline_sigma, mmse_sigma = float(mmse_sigma), input_sigma_from_init
         self.mmse_sigma = float(mmse_sigma)
         self.inputs = NetworkInputs(self.model_config, self.device, config.mmse_boundary, self.kernel,
-                                    self.mmse_sigma, config.noise, baseline_sigma=self.baseline_sigma)
+                                    self.mmse_sigma, config.noise, baseline_sigma=self.baseline_sigma,
+                                    data_step=self.data_step)
 
     def _classical_card(self) -> dict[str, Any]:
         """The card fields of a classical network input (:func:`~napari_crcnet.inference.classical_input`),
@@ -317,7 +331,8 @@ class _Run:
             net_input = net_input.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.amp):
             out = self.net(net_input)
-        loss = crcnet_loss(out.float(), clear, alpha=config.alpha, gamma=config.gamma)
+        out = self.inputs.finish(out.float(), blurred, kernels, noise)
+        loss = crcnet_loss(out, clear, alpha=config.alpha, gamma=config.gamma)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under DDP the gradients are averaged over the processes here
         grad_norm, clipped = self.clipper(self.model.parameters())
@@ -417,6 +432,8 @@ class _Run:
             "training": self._training_card(stopped, elapsed),
             "metrics": metrics,
         }
+        if self.data_step is not None:
+            card["data_step"] = dict(self.data_step)
         if config.any_kernel:
             from ..kernels import KERNEL_FAMILY
 

@@ -28,14 +28,17 @@ class NetworkInputs:
     sigma when the input uses another one. The input is then
     :func:`~napari_crcnet.models.crcnet.network_input` of the estimate (or of the blurred crop for
     ``config.input == "blurred"``) with the configured extra maps, exactly as inference builds it.
+    :meth:`finish` applies the run's data step (``data_step``, a rule of :mod:`napari_crcnet.datastep`) to
+    the network output, as inference does.
     """
 
     def __init__(
         self, model_config: Any, device: torch.device, boundary: str, kernel: Any = None, sigma: float | None = None,
         noise: float | None = None, baseline_sigma: float | None = None, noise_floor: float = 0.0,
-        classical: dict[str, Any] | None = None,
+        classical: dict[str, Any] | None = None, data_step: dict[str, Any] | None = None,
     ) -> None:
         self.config = model_config
+        self.data_step = data_step
         self.noise_floor = float(noise_floor)
         self.classical = dict(classical or {})
         self.device = device
@@ -65,6 +68,24 @@ class NetworkInputs:
         if image is None:  # a classical estimate (any-kernel runs only), built as inference builds it
             image = torch.cat([self._classical(blurred[i : i + 1], k, float(noise[i])) for i, k in enumerate(kernels)])
         return network_input(self.config, image, blurred, noise), estimate
+
+    def finish(
+        self, out: torch.Tensor, blurred: torch.Tensor, kernels: list[np.ndarray] | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The network output ``out`` after the data step (:func:`~napari_crcnet.datastep.data_step`, each crop
+        with its own kernel and noise level, as inference does), or ``out`` itself without a ``data_step``."""
+        from ..datastep import data_step, data_step_mu
+
+        if self.data_step is None:
+            return out
+        if self.operator is not None:
+            return data_step(self.operator, blurred, out, data_step_mu(self.noise, self.data_step))
+        return torch.cat([
+            data_step(BlurOperator(k, boundary=self.boundary, device=self.device), blurred[i : i + 1], out[i : i + 1],
+                      data_step_mu(float(noise[i]), self.data_step))
+            for i, k in enumerate(kernels)
+        ])
 
     def _classical(self, crop: torch.Tensor, kernel: np.ndarray, noise: float) -> torch.Tensor:
         """:func:`~napari_crcnet.inference.classical_input` of one crop ``(1, C, Y, X)``, same shape."""
