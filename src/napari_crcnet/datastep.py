@@ -17,7 +17,10 @@ the data, where ``|K|^2 << mu`` (frequencies the blur destroyed) it keeps the ne
 the residual.
 
 Why: a network trained on noise of 0.5-5 % adds an error of its own (about 0.02 rms on Levin's scenes) that
-the data would not allow when the noise is low; the data step removes it (``benchmarks/results/data_step.md``).
+the data would not allow when the noise is low; the data step removes it (``benchmarks/results/real_data.md``:
+Levin's scenes with 0.2 % noise, 31.5 dB -> 34.7 dB). With an inexact kernel the data it puts back is wrong
+in part, so ``mu`` is a compromise, chosen by ``benchmarks/data_step.py`` on held-out photos with exact and
+perturbed kernels (``benchmarks/results/data_step_<model>.md``).
 
 ``mu`` follows the noise level ``n`` (image units) by the rule a model's card stores as ``data_step``::
 

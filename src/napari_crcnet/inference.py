@@ -23,6 +23,9 @@ leading batch axes such as time or Z for a 2D model):
    input's edge; a window clipped at the image edge has that edge where the whole image has it. So with
    ``overlap >= receptive_radius`` the tiled result equals the untiled one everywhere (to float
    round-off), while memory stays bounded by the tile size, whatever the image size.
+4. A card with a ``data_step`` rule follows the network by the data step (:mod:`napari_crcnet.datastep`)
+   on every whole plane: ``x = z + F^-1[conj(K)/(|K|^2 + mu) F(b - H z)]``, which puts back what the
+   blurred plane determines (``mu`` from the rule and the noise level). Residues are the network's.
 
 Residues (``return_residues=True``) are the unit outputs ``inter_1..inter_N``, returned as a list of N
 arrays, one per unit, unit ``i`` having ``c_i = config.unit_channels()[i-1]`` channels (RGB paper net:
@@ -416,6 +419,8 @@ def apply_model(
     card : dict or None
         Its model card. Needed for ``config.input == "mmse"``: ``mmse_sigma`` (and ``kernel`` unless
         given); optional ``mmse_boundary`` (default the package default, "taper") and ``mmse_prior``.
+        With a ``data_step`` rule the network output is followed by the data step
+        (:mod:`napari_crcnet.datastep`) with ``mu`` from the rule and the noise level.
     image : array_like
         Blurred image, spatial axes last (``config.spatial_dims`` of them), any leading batch axes.
         Integers are scaled to [0, 1]. Not modified.

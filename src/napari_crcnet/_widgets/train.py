@@ -425,9 +425,13 @@ def _train_job(config: Any, preview: LayerInput | None, messages: _Messages):
         from .. import inference
         from ..models.crcnet import CRCNet, CRCNetConfig
         from ..training import load_checkpoint, train
+        from ..training.fit import data_step_rule
+
+        step_rule = data_step_rule(config)  # the data step the model will carry (from its init model)
 
         def show(model: Any, sigma: float, step: int) -> None:
-            card = {"mmse_sigma": sigma, "kernel": config.kernel, "mmse_boundary": config.mmse_boundary}
+            card = {"mmse_sigma": sigma, "kernel": config.kernel, "mmse_boundary": config.mmse_boundary,
+                    "noise": config.noise, "data_step": step_rule}
             try:
                 out = inference.apply_model(model, card, preview.data, kernel=config.kernel,
                                             channel_axis=preview.channel_axis, device=config.device)

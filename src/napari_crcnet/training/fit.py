@@ -95,7 +95,7 @@ def _initialise_from(model: torch.nn.Module, init: Any, model_config: Any) -> di
     return card
 
 
-def _data_step_rule(config: TrainConfig) -> dict[str, float] | None:
+def data_step_rule(config: TrainConfig) -> dict[str, float] | None:
     """The run's data step rule: ``config.data_step``, or for ``"init"`` the init model's (None without)."""
     if config.data_step != "init":
         return config.data_step
@@ -197,7 +197,7 @@ class _Run:
     def _start(self) -> None:
         """Resume from the checkpoint or start from ``init``; then choose the network's input."""
         config = self.config
-        self.data_step = _data_step_rule(config)
+        self.data_step = data_step_rule(config)
         mmse_sigma, input_sigma_from_init = config.mmse_sigma, None
         if config.resume and self.checkpoint is not None and self.checkpoint.exists():
             mmse_sigma = self._resume()
