@@ -64,6 +64,22 @@ def test_every_committed_recipe_builds_its_config(path):
     config.validate()
 
 
+def test_a_recipe_with_init_commit_starts_from_the_model_as_it_was_then():
+    """any-kernel-gray's recipe fine-tunes the model it replaced: its init is read from git at init_commit."""
+    recipe = run_recipe.load_recipe("any-kernel-gray")
+    config = run_recipe.recipe_config(recipe)
+    assert Path(config.init).name == "any-kernel-gray.safetensors" and not Path(config.init).is_relative_to(ROOT)
+    before, card = load_model(config.init, device="cpu")
+    now, _ = load_model("any-kernel-gray", device="cpu")
+    assert "data_step" not in card  # the previous model had none
+    assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), now.state_dict().values()))
+
+
+def test_an_unknown_init_commit_is_a_clear_error():
+    with pytest.raises(ValueError, match="init_commit needs the git history"):
+        run_recipe.init_at_commit("src/napari_crcnet/weights/any-kernel.safetensors", "0" * 40)
+
+
 def test_an_unknown_recipe_is_refused_with_the_known_ones(capsys):
     assert run_recipe.main(["no-such-recipe"]) == 2
     assert "no recipe 'no-such-recipe'" in capsys.readouterr().err

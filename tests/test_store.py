@@ -188,7 +188,8 @@ def test_the_shipped_default_beats_mmse_with_a_kernel_it_never_saw(isolated_user
 
     assert default_model(channels) == (DEFAULT_GRAY_MODEL if channels == 1 else DEFAULT_MODEL)
     _, card = load_model(default_model(channels), device="cpu")
-    assert card["kernel_family"]["max_kernel"] == 31 and card["noise"] == [0.005, 0.05]
+    low, high = card["noise"]  # trained at least over 0.5-5 % noise
+    assert card["kernel_family"]["max_kernel"] == 31 and low <= 0.005 and high >= 0.05
     kernel = kernel_from_spec(kernel_spec)
     image = (data.camera()[None] if channels == 1 else np.moveaxis(data.astronaut(), -1, 0)) / 255.0
     blurred = np.stack([ndimage.convolve(plane, kernel, mode="reflect") for plane in image])

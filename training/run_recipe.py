@@ -17,7 +17,8 @@ When the recipe's iterations are reached (or with ``--ship``) the model is writt
 the recipe's checkpoint or log (safe while the run goes on), e.g. to benchmark a run in progress.
 
 Data paths in recipes are relative to the shared data folder (``../shared/data`` next to the repository,
-or ``$CRCNET_DATA``).
+or ``$CRCNET_DATA``). ``init`` is a model name or a repository path; with ``init_commit`` the file as it was
+at that git commit (a shipped model later replaced by a newer one).
 """
 
 from __future__ import annotations
@@ -53,15 +54,41 @@ def load_recipe(name: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def init_at_commit(path: str, commit: str) -> Path:
+    """The model file ``path`` (repository-relative ``.safetensors``) and its ``.json`` card as they were at git
+    ``commit``, extracted to a new temporary folder; returns the weights' path there.
+
+    A recipe names ``init_commit`` when its init model was later replaced in the package (by this recipe's own
+    result, say): the run still starts from the weights it started from. Needs the repository's history
+    (not a shallow clone); ValueError otherwise.
+    """
+    import atexit
+    import subprocess
+
+    folder = Path(tempfile.mkdtemp(prefix="crcnet-init-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    weights = Path(path)
+    for part in (weights, weights.with_suffix(".json")):
+        done = subprocess.run(["git", "show", f"{commit}:{part.as_posix()}"], cwd=ROOT, capture_output=True)
+        if done.returncode != 0 and part == weights:
+            raise ValueError(f"cannot read {part} at commit {commit}: {done.stderr.decode().strip()} "
+                             "(the recipe's init_commit needs the git history)")
+        if done.returncode == 0:
+            (folder / part.name).write_bytes(done.stdout)
+    return folder / weights.name
+
+
 def recipe_config(recipe: dict[str, Any], **overrides: Any):
     """A :class:`TrainConfig` for a recipe, with data paths resolved and the fixed checkpoint/log paths."""
     from napari_crcnet.training import TrainConfig
 
     root = data_root()
     name = recipe["name"]
-    skip = {"name", "description", "evaluate", "images", "val_images", "notes"}
+    skip = {"name", "description", "evaluate", "images", "val_images", "notes", "init_commit"}
     fields = {k: v for k, v in recipe.items() if k not in skip}
-    if fields.get("init") and "/" in str(fields["init"]):  # a file in the repository, e.g. a shipped model
+    if fields.get("init") and recipe.get("init_commit"):  # a shipped model since replaced (by this recipe's own)
+        fields["init"] = init_at_commit(str(fields["init"]), recipe["init_commit"])
+    elif fields.get("init") and "/" in str(fields["init"]):  # a file in the repository, e.g. a shipped model
         fields["init"] = ROOT / fields["init"]
     config = TrainConfig(
         images=[root / p for p in recipe["images"]] if recipe.get("images") else None,
@@ -136,6 +163,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"| wall time | {t.get('wall_time_s', 0) / 60:.1f} min on {t.get('device')} ({t.get('threads')} threads, "
         f"amp {t.get('amp')}), torch {t.get('torch')} |",
         f"| recipe | `{t.get('recipe', '')}` (seed {t.get('seed')}) |",
+        *([f"| data step | after the network, `napari_crcnet.datastep`: mu = {card['data_step']['mu']:g} * "
+           f"(max(n, {card['data_step']['noise_floor']:g}) / 0.01) ** {card['data_step']['power']:g} |"]
+          if card.get("data_step") else []),
         "",
         "## Validation (held-out crops, same degradation as training)",
         "",
