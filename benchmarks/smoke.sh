@@ -17,6 +17,7 @@ run training_speed.py --quick --only 0 --rounds 1 --name training_speed_quick
 run paper_table.py --quick
 run any_kernel.py --quick --threads 1 --write-card --gray-model any-kernel-gray
 run real_data.py --quick --threads 1
+run data_step.py --quick --threads 1
 run noise_floor.py --quick --threads 1
 run richardson_lucy.py --quick --threads 1
 run cpu_speedup.py --quick --threads 1
