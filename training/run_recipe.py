@@ -186,6 +186,8 @@ def card_markdown(card: dict[str, Any]) -> str:
                   "| method | setting | PSNR (dB) | SSIM (Y) |", "|---|---|---|---|"]
         for row in held.get("table", []):
             lines.append(f"| {row['method']} | {row['setting']} | {row['psnr']:.2f} | {row['ssim']:.4f} |")
+    if card.get("limitations"):
+        lines += ["", "## Where it loses", "", card["limitations"]]
     return "\n".join(lines) + "\n"
 
 
