@@ -146,3 +146,13 @@ def test_every_committed_checkpoint_still_resumes_under_its_recipe(path):
     sha = family_sha256(config) if config.any_kernel else kernel_sha256(resolve_kernel(config.kernel))
     assert document["kernel_sha256"] == sha
     assert _same_architecture(document["model_config"], run_model_config(config))
+
+
+def test_the_markdown_card_shows_the_data_step_and_where_the_model_loses():
+    _, card = load_model("any-kernel-gray", device="cpu")
+    text = run_recipe.card_markdown(card)
+    assert "| data step | after the network" in text and "## Where it loses" in text
+    assert card["limitations"] in text
+    plain = {k: v for k, v in card.items() if k not in ("limitations", "data_step")}
+    text = run_recipe.card_markdown(plain)
+    assert "## Where it loses" not in text and "| data step |" not in text
