@@ -629,10 +629,11 @@ def test_train_widget_trains_stops_and_feeds_the_deblur_model_list(
     assert (models_dir / "checkpoints" / "tiny-shake.ckpt.safetensors").is_file()
 
 
-def test_the_blurred_cell_sample_preselects_the_fluorescence_model(make_napari_viewer, qtbot, notes,
-                                                                   any_kernel_gray_model):
-    """The cell sample names the fluorescence model in its metadata: preselected when installed; the photo
-    keeps the photo default; without the fluorescence model the cell falls back to the gray default."""
+def test_a_layer_naming_a_model_preselects_it_and_the_cell_sample_keeps_the_gray_default(
+        make_napari_viewer, qtbot, notes, any_kernel_gray_model):
+    """A layer whose metadata names a model (``napari_crcnet.model``) gets it preselected when installed, else
+    the gray default; the photo keeps the photo default; the bright-field cell sample names no model (the
+    fluorescence model scored below its blurred input there), so it gets the gray default."""
     from napari_crcnet._widgets._model_list import model_events
     from napari_crcnet.models import save_model
     from napari_crcnet.models.store import DEFAULT_MODEL, load_model
@@ -641,15 +642,19 @@ def test_the_blurred_cell_sample_preselects_the_fluorescence_model(make_napari_v
     viewer = make_napari_viewer()
     photo, _ = add_sample(viewer, blurred_photo)
     cell, _ = add_sample(viewer, blurred_cell)
+    named = viewer.add_image(np.asarray(cell.data).copy(), name="fluorescence",
+                             metadata={"napari_crcnet": {"model": FLUORESCENCE_MODEL}})
     widget = deblur_widget(viewer)
     widget.method.setCurrentText("CRCNet")
-    widget.image.value = cell
+    widget.image.value = named
     assert widget.model.currentData() == str(any_kernel_gray_model)  # not installed yet: the gray default
     net, card = load_model(any_kernel_gray_model, device="cpu")
     fluorescence = any_kernel_gray_model.with_name(f"{FLUORESCENCE_MODEL}.safetensors")
     save_model(fluorescence, net, {**card, "name": FLUORESCENCE_MODEL})
     model_events.changed.emit()
     assert widget.model.currentData() == str(fluorescence)
+    widget.image.value = cell
+    assert widget.model.currentData() == str(any_kernel_gray_model)
     widget.image.value = photo
     assert widget.model.currentData() == str(any_kernel_gray_model.with_name(f"{DEFAULT_MODEL}.safetensors"))
     assert not notes["error"]

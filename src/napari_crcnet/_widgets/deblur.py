@@ -392,7 +392,7 @@ class DeblurWidget(QWidget):
             if stem in automatic or stem.startswith(SPECIALISED_PREFIX):
                 special = self._specialised_model()
                 index = self.model.findData(str(special)) if special is not None else -1
-                # A layer may name the model it suits (the Blurred cell sample: the fluorescence model).
+                # A layer may name the model it suits in its metadata (napari_crcnet.model).
                 suggested = (layer.metadata.get("napari_crcnet") or {}).get("model")
                 for wanted in (suggested, default_model(3 if layer.rgb else 1)):
                     if index < 0 and wanted:
