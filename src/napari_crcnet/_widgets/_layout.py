@@ -121,13 +121,24 @@ class FitScrollArea(QScrollArea):
     def _grow_dock(self) -> None:
         """Ask the main window for the height the content now needs (rows shown, Advanced opened): it
         gives what its other docks can spare and never grows the window; the rest scrolls."""
-        deficit = self.widget().sizeHint().height() - self.viewport().height()
         dock = self.parentWidget()
         while dock is not None and not isinstance(dock, QDockWidget):
             dock = dock.parentWidget()
+        deficit = self.widget().sizeHint().height() - self.viewport().height()
         main = dock.parentWidget() if dock is not None else None
-        if deficit > 0 and isinstance(main, QMainWindow) and not dock.isFloating():
-            main.resizeDocks([dock], [dock.height() + deficit], Qt.Orientation.Vertical)
+        if deficit <= 0 or not isinstance(main, QMainWindow) or dock.isFloating():
+            return
+        if dock.layout() is not None:
+            dock.layout().activate()  # so the dock's maximum height already follows the longer form
+        target = min(dock.height() + deficit, dock.maximumHeight())
+        main.resizeDocks([dock], [target], Qt.Orientation.Vertical)
+        if dock.height() < target and target <= main.height() // 2:
+            # The dock area can refuse resizeDocks (seen after result layers were added: the CRCNet form
+            # then kept the shorter hyper-Laplacian form's height, with a scroll bar and free space
+            # below). A minimum height for one layout pass makes it give the room; then it is released.
+            before = dock.minimumHeight()
+            dock.setMinimumHeight(target)
+            QTimer.singleShot(0, lambda: dock.setMinimumHeight(before))
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
