@@ -1,7 +1,8 @@
 """Install earlier shipped models in the user model folder, so the benchmarks can compare them by name.
 
 In session 9 ``any-kernel-gray`` was replaced by its fine-tune with the data step, and ``any-kernel`` got the
-data step on its card (same weights); the earlier models are in the git history (commit 54206a3). This
+data step on its card (same weights), and ``any-psf-fluorescence`` by its fine-tune with the data step; the
+earlier models are in the git history (commits 54206a3 and f164577). This
 script reads them from there (``training/run_recipe.py``'s :func:`init_at_commit`) and saves them as
 ``any-kernel-v1`` and ``any-kernel-gray-v1`` in the user model folder (``napari_crcnet.models.store.user_dir()``), where
 ``crcnet()``, the CLI, the widget and every benchmark find them by name:
@@ -20,7 +21,8 @@ sys.path.insert(0, str(ROOT / "training"))
 from run_recipe import init_at_commit
 
 #: model name -> the commit whose shipped weights it was (the last commit before its replacement).
-PREVIOUS = {"any-kernel-v1": ("any-kernel", "54206a3"), "any-kernel-gray-v1": ("any-kernel-gray", "54206a3")}
+PREVIOUS = {"any-kernel-v1": ("any-kernel", "54206a3"), "any-kernel-gray-v1": ("any-kernel-gray", "54206a3"),
+            "any-psf-fluorescence-v1": ("any-psf-fluorescence", "f164577")}
 
 
 def main() -> int:
