@@ -474,9 +474,14 @@ def default_model(channels: int) -> str:
     return DEFAULT_MODEL
 
 
+def read_card(path_or_name: Any, extra_dirs: Iterable[Any] = ()) -> dict[str, Any]:
+    """The card of a model (path or name), without loading the weights."""
+    return _read_card(resolve_model_path(path_or_name, extra_dirs))
+
+
 def read_config(path_or_name: Any, extra_dirs: Iterable[Any] = ()) -> CRCNetConfig:
     """The architecture of a model (path or name) from its card, without loading the weights."""
-    return CRCNetConfig.from_dict(_read_card(resolve_model_path(path_or_name, extra_dirs))["config"])
+    return CRCNetConfig.from_dict(read_card(path_or_name, extra_dirs)["config"])
 
 
 def load_model(

@@ -101,9 +101,9 @@ def data_step_rule(config: TrainConfig) -> dict[str, float] | None:
         return config.data_step
     if config.init is None:
         return None
-    from ..models.store import _read_card, resolve_model_path
+    from ..models.store import read_card
 
-    return _read_card(resolve_model_path(config.init)).get("data_step")
+    return read_card(config.init).get("data_step")
 
 
 def _split_validation(config: TrainConfig, synthesizer: PairSynthesizer) -> tuple[list, list[str], str]:
