@@ -7,10 +7,9 @@ rule for one model:
 1. Calibration set: the first 12 CBSD68 photos, in gray for a gray model (BSDS300 test images: in no
    training set of this project, which DnCNN's train400 was cut to avoid, and in no benchmark case),
    centre 256x256 'valid' blur by a kernel of the any-kernel family (seed 5000 + index) at 5 Gaussian
-   noise levels (0.2-4 %); odd images are deblurred with the
-   kernel perturbed by the degradation model's ``KernelError`` (as a measured kernel is), even ones with
-   the exact kernel. The network runs once per pair (noise estimated, as in use); the data step is then
-   scored over a grid of ``mu``.
+   noise levels (0.2-4 %); odd images are deblurred with the kernel perturbed by the degradation model's
+   ``KernelError`` (as a measured kernel is), even ones with the exact kernel. The network runs once per
+   pair (noise estimated, as in use); the data step is then scored over a grid of ``mu``.
 2. The rule is the (mu_ref, power, noise_floor) of a grid that maximises the mean PSNR over all pairs.
 
 Writes ``results/data_step_<model>.md`` (the chosen rule, per noise level: network alone, with the data
@@ -31,6 +30,7 @@ import warnings
 import numpy as np
 
 from _common import DATA, ROOT, markdown_table, run_note, write_results
+from real_data import BORDER, aligned_psnr
 
 sys.path.insert(0, str(ROOT / "training"))
 from evaluate import degrade
@@ -40,7 +40,6 @@ MUS = np.geomspace(1e-3, 10.0, 33)
 MU_REFS = np.geomspace(0.01, 3.0, 41)
 POWERS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 FLOORS = (0.0, 0.002, 0.004)
-BORDER = 15
 
 
 def calibration_pairs(n_images: int, channels: int = 1) -> list[tuple[str, float, np.ndarray, np.ndarray, np.ndarray]]:
@@ -65,9 +64,8 @@ def calibration_pairs(n_images: int, channels: int = 1) -> list[tuple[str, float
 
 
 def psnr(clear: np.ndarray, estimate: np.ndarray) -> float:
-    c = clear[BORDER:-BORDER, BORDER:-BORDER]
-    e = np.clip(estimate, 0, 1)[BORDER:-BORDER, BORDER:-BORDER]
-    return float(10 * np.log10(1.0 / np.mean((c - e) ** 2)))
+    """PSNR of ``clip(estimate, 0, 1)`` ignoring a ``BORDER`` px band, as ``real_data.py`` scores (no shift)."""
+    return aligned_psnr(clear, estimate, shift=0, border=BORDER)
 
 
 def score_grid(model: str, pairs: list) -> dict[str, np.ndarray]:

@@ -1,10 +1,10 @@
 """Install earlier shipped models in the user model folder, so the benchmarks can compare them by name.
 
-In session 9 ``any-kernel-gray`` was replaced by its fine-tune with the data step, and ``any-kernel`` got the
-data step on its card (same weights), and ``any-psf-fluorescence`` by its fine-tune with the data step; the
-earlier models are in the git history (commits 54206a3 and f164577). This
-script reads them from there (``training/run_recipe.py``'s :func:`init_at_commit`) and saves them as
-``any-kernel-v1`` and ``any-kernel-gray-v1`` in the user model folder (``napari_crcnet.models.store.user_dir()``), where
+In session 9 ``any-kernel-gray`` and ``any-psf-fluorescence`` were replaced by their fine-tunes with the data
+step, and ``any-kernel`` got the data step on its card (same weights); the earlier models are in the git
+history (commits 54206a3 and f164577). This script reads them from there (``training/run_recipe.py``'s
+:func:`init_at_commit`) and saves them as ``any-kernel-v1``, ``any-kernel-gray-v1`` and
+``any-psf-fluorescence-v1`` in the user model folder (``napari_crcnet.models.store.user_dir()``), where
 ``crcnet()``, the CLI, the widget and every benchmark find them by name:
 
     python benchmarks/previous_models.py

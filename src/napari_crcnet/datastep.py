@@ -11,16 +11,15 @@ module, Zhang et al., CVPR 2020), applied once after the network:
 
 (exact on a periodic grid; with the ``"taper"`` or ``"reflect"`` boundary,
 :class:`~napari_crcnet.operators.BlurOperator` extends the residual ``b - H z`` as it extends an image for
-MMSE). Where ``|K|^2 >> mu`` the result follows
-the data, where ``|K|^2 << mu`` (frequencies the blur destroyed) it keeps the network's ``z``; as
-``mu -> infinity`` it is ``z`` itself. It is the MMSE filter (:func:`~napari_crcnet.deconv.mmse`) applied to
-the residual.
+MMSE). Where ``|K|^2 >> mu`` the result follows the data, where ``|K|^2 << mu`` (frequencies the blur
+destroyed) it keeps the network's ``z``; as ``mu -> infinity`` it is ``z`` itself. It is the MMSE filter
+(:func:`~napari_crcnet.deconv.mmse`) applied to the residual.
 
 Why: a network trained on noise of 0.5-5 % adds an error of its own (about 0.02 rms on Levin's scenes) that
 the data would not allow when the noise is low; the data step removes it (``benchmarks/results/real_data.md``:
-Levin's scenes with 0.2 % noise, 31.5 dB -> 34.7 dB). With an inexact kernel the data it puts back is wrong
-in part, so ``mu`` is a compromise, chosen by ``benchmarks/data_step.py`` on held-out photos with exact and
-perturbed kernels (``benchmarks/results/data_step_<model>.md``).
+Levin's scenes with 0.2 % noise, the gray model 31.5 dB -> 34.4 dB). With an inexact kernel the data it
+puts back is wrong in part, so ``mu`` is a compromise, chosen by ``benchmarks/data_step.py`` on held-out
+photos with exact and perturbed kernels (``benchmarks/results/data_step_<model>.md``).
 
 ``mu`` follows the noise level ``n`` (image units) by the rule a model's card stores as ``data_step``::
 
