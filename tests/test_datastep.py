@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage import data
 
-from napari_crcnet.datastep import apply_data_step, check_rule, data_step, data_step_mu
+from napari_crcnet.datastep import apply_data_step, check_rule, data_step, data_step_mu, rule_stages
 from napari_crcnet.operators import BlurOperator
 from napari_crcnet.training import TrainConfig, train
 from napari_crcnet.training.inputs import NetworkInputs
@@ -84,10 +84,19 @@ def test_mu_rule():
 
 
 @pytest.mark.parametrize("rule", [None, {"mu": 0.1}, {**RULE, "mu": 0}, {**RULE, "noise_floor": -1},
-                                  {**RULE, "power": float("nan")}, {**RULE, "extra": 1}])
+                                  {**RULE, "power": float("nan")}, {**RULE, "extra": 1}, {**RULE, "mu": "a"},
+                                  {**RULE, "stages": 0}, {**RULE, "stages": 9}, {**RULE, "stages": 1.5},
+                                  {**RULE, "stages": True}, {**RULE, "stages": "2"}])
 def test_malformed_rules_are_refused(rule):
     with pytest.raises(ValueError, match="data_step"):
         check_rule(rule)
+
+
+def test_stages_default_to_one():
+    assert rule_stages(None) == 1
+    assert rule_stages(RULE) == 1
+    assert rule_stages({**RULE, "stages": 3}) == 3
+    assert check_rule({**RULE, "stages": 2})["stages"] == 2
 
 
 def test_data_step_refuses_a_non_positive_mu():
@@ -129,6 +138,30 @@ def test_inference_applies_the_cards_data_step_after_the_network(tmp_path):
     assert np.abs(out - z).max() > 1e-3  # the step changed the output
 
 
+def test_inference_unrolls_the_rules_stages_feeding_each_step_output_to_the_network(tmp_path):
+    import napari_crcnet as nc
+    from napari_crcnet.inference import _tiles, apply_model
+    from napari_crcnet.models.store import load_model
+
+    _tiny_model(tmp_path, {**RULE, "stages": 2})
+    net, card = load_model(tmp_path / "tiny.safetensors", device="cpu")
+    image = (data.camera()[100:164, 80:140] / 255.0).astype(np.float32)
+    out = nc.crcnet(image, (net, card), _kernel(), noise=0.01, device="cpu", fast=False)
+    one = apply_model(net, {**card, "data_step": RULE}, image, kernel=_kernel(), noise=0.01, device="cpu", fast=False)
+    # The second stage by hand: the network on the first step's output (with its noise map), then the step.
+    with torch.no_grad():
+        noise_map = torch.full((1, 1, *image.shape), 0.01 / 0.05)
+        z = net(torch.cat([torch.as_tensor(one)[None, None], noise_map], dim=1))[0, 0].numpy()
+    expected = apply_data_step(z[None, None], image[None, None], _kernel(), 0.05, "taper")[0, 0]
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    assert np.abs(out - one).max() > 1e-3  # the second stage changed the output
+    calls = []
+    nc.crcnet(image, (net, card), _kernel(), noise=0.01, device="cpu", fast=False, tile=32, overlap=10,
+              progress=lambda done, total: calls.append((done, total)))
+    tiles = len(_tiles(image.shape, 32, 10))
+    assert tiles > 1 and calls == [(i, 2 * tiles) for i in range(1, 2 * tiles + 1)]  # both stages, in order
+
+
 def test_a_malformed_data_step_in_a_card_is_a_clear_error(tmp_path):
     from napari_crcnet.models.store import load_model
 
@@ -156,6 +189,28 @@ def test_training_applies_the_step_per_crop_with_its_own_kernel_and_noise():
         np.testing.assert_allclose(finished[i : i + 1].numpy(), expected, atol=1e-6)
     plain = NetworkInputs(CRCNetConfig(in_channels=1, **TINY), torch.device("cpu"), "taper")
     assert plain.finish(out, blurred, kernels, noise) is out
+
+
+def test_training_unrolls_the_stages_as_inference_does():
+    from napari_crcnet.models.crcnet import CRCNet, CRCNetConfig, network_input
+
+    config = CRCNetConfig(in_channels=1, **TINY)
+    torch.manual_seed(1)
+    net = CRCNet(config)
+    with torch.no_grad():
+        net.integrate.conv2.weight.normal_(0, 0.05)
+    inputs = NetworkInputs(config, torch.device("cpu"), "taper", data_step={**RULE, "stages": 3})
+    assert inputs.stages == 3
+    rng = np.random.default_rng(4)
+    blurred = torch.as_tensor(rng.random((2, 1, 40, 40)), dtype=torch.float32)
+    kernels, noise = [_kernel(), np.ones((3, 5)) / 15], torch.tensor([0.002, 0.03])
+    with torch.no_grad():
+        net_input, _ = inputs(blurred, kernels, noise)
+        out = inputs.unrolled(net, net_input, blurred, kernels, noise)
+        expected = inputs.finish(net(net_input), blurred, kernels, noise)
+        for _ in range(2):
+            expected = inputs.finish(net(network_input(config, expected, blurred, noise)), blurred, kernels, noise)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-6)
 
 
 def _any_config(tmp_path, **overrides) -> TrainConfig:

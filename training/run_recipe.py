@@ -164,7 +164,9 @@ def card_markdown(card: dict[str, Any]) -> str:
         f"amp {t.get('amp')}), torch {t.get('torch')} |",
         f"| recipe | `{t.get('recipe', '')}` (seed {t.get('seed')}) |",
         *([f"| data step | after the network, `napari_crcnet.datastep`: mu = {card['data_step']['mu']:g} * "
-           f"(max(n, {card['data_step']['noise_floor']:g}) / 0.01) ** {card['data_step']['power']:g} |"]
+           f"(max(n, {card['data_step']['noise_floor']:g}) / 0.01) ** {card['data_step']['power']:g}"
+           + (f"; network and step unrolled in {card['data_step']['stages']} stages"
+              if card['data_step'].get('stages', 1) > 1 else "") + " |"]
           if card.get("data_step") else []),
         "",
         "## Validation (held-out crops, same degradation as training)",

@@ -27,6 +27,12 @@ photos with exact and perturbed kernels (``benchmarks/results/data_step_<model>.
 
 ``noise_floor`` stands for the model error that the noise level does not show (an inexact kernel), as in
 :func:`~napari_crcnet.deconv.suggest_sigma`.
+
+**Stages.** A rule may also name ``stages`` (default 1): the network and the step then run that many times,
+unrolled as in USRNet, each later stage feeding the previous step's output ``x_k`` to the same network in
+place of the MMSE estimate (``z_{k+1} = net(x_k)``, ``x_{k+1} = step(z_{k+1})``). Training puts every stage in
+the loss's path (:class:`~napari_crcnet.training.inputs.NetworkInputs`), inference runs them in turn
+(:func:`~napari_crcnet.inference.apply_model`).
 """
 
 from __future__ import annotations
@@ -42,16 +48,34 @@ from .operators import BlurOperator
 #: The noise level at which ``mu_ref`` applies (1 %).
 REFERENCE_NOISE = 0.01
 RULE_KEYS = ("mu", "power", "noise_floor")
+#: A rule's optional key: how many network + step stages run (module docstring).
+STAGES_KEY = "stages"
+MAX_STAGES = 8
 
 
 def check_rule(rule: Any) -> dict[str, float]:
-    """The ``data_step`` rule ``{"mu", "power", "noise_floor"}`` as floats; ValueError when malformed."""
-    if not isinstance(rule, dict) or set(rule) != set(RULE_KEYS):
-        raise ValueError(f"a data_step rule is a dict with keys {RULE_KEYS}, not {rule!r}")
-    values = {key: float(rule[key]) for key in RULE_KEYS}
+    """The ``data_step`` rule ``{"mu", "power", "noise_floor"}`` as floats (``"stages"``, when given, an
+    integer 1-8 kept as one); ValueError when malformed."""
+    if not isinstance(rule, dict) or not set(RULE_KEYS) <= set(rule) <= {*RULE_KEYS, STAGES_KEY}:
+        raise ValueError(f"a data_step rule is a dict with keys {RULE_KEYS} (and optionally {STAGES_KEY!r}), "
+                         f"not {rule!r}")
+    try:
+        values: dict[str, Any] = {key: float(rule[key]) for key in RULE_KEYS}
+    except (TypeError, ValueError):
+        raise ValueError(f"a data_step rule holds numbers, not {rule!r}") from None
     if not all(math.isfinite(v) for v in values.values()) or values["mu"] <= 0 or values["noise_floor"] < 0:
         raise ValueError(f"data_step needs mu > 0, noise_floor >= 0 and a finite power, not {rule!r}")
+    if STAGES_KEY in rule:
+        stages = rule[STAGES_KEY]
+        if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= MAX_STAGES:
+            raise ValueError(f"data_step stages must be an integer from 1 to {MAX_STAGES}, not {stages!r}")
+        values[STAGES_KEY] = stages
     return values
+
+
+def rule_stages(rule: dict[str, Any] | None) -> int:
+    """How many network + step stages a rule runs: its ``"stages"``, else 1 (also 1 without a rule)."""
+    return 1 if rule is None else int(check_rule(rule).get(STAGES_KEY, 1))
 
 
 def data_step_mu(noise: float, rule: dict[str, Any]) -> float:

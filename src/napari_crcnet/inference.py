@@ -25,7 +25,9 @@ leading batch axes such as time or Z for a 2D model):
    round-off), while memory stays bounded by the tile size, whatever the image size.
 4. A card with a ``data_step`` rule follows the network by the data step (:mod:`napari_crcnet.datastep`)
    on every whole plane: ``x = z + F^-1[conj(K)/(|K|^2 + mu) F(b - H z)]``, which puts back what the
-   blurred plane determines (``mu`` from the rule and the noise level). Residues are the network's.
+   blurred plane determines (``mu`` from the rule and the noise level). A rule with ``stages = K`` runs
+   network and step K times, each later network pass fed the last step's output in place of the MMSE
+   estimate. Residues are the network's (of the last stage).
 
 Residues (``return_residues=True``) are the unit outputs ``inter_1..inter_N``, returned as a list of N
 arrays, one per unit, unit ``i`` having ``c_i = config.unit_channels()[i-1]`` channels (RGB paper net:
@@ -52,6 +54,7 @@ import torch
 
 from ._arrays import Layout, prepare, resolve_device
 from ._progress import ProgressCallback, report
+from .datastep import rule_stages
 from .models.crcnet import CRCNet, network_input
 from .operators import DEFAULT_BOUNDARY
 
@@ -381,6 +384,17 @@ def _data_step_planes(
     return apply_data_step(out, blurred, k, data_step_mu(noise, card["data_step"]), boundary, device)
 
 
+def _network_planes(
+    runner: _Runner, planes: np.ndarray, out: np.ndarray, residues: list[np.ndarray], done: int, total: int
+) -> int:
+    """The network on every plane of ``planes`` into ``out`` (and the residues), tile by tile; returns the
+    tiles done so far (for progress over all planes and stages)."""
+    with torch.inference_mode():
+        for index in range(planes.shape[0]):
+            done = runner.run_plane(planes[index], out[index], [r[index] for r in residues], done, total)
+    return done
+
+
 def _residue_layout(layout: Layout, residue: np.ndarray, gray_model: bool) -> np.ndarray:
     """Residue of one unit, ``(B, C, c_i, *spatial)``, to the documented user layout (module docstring)."""
     if gray_model:
@@ -420,7 +434,8 @@ def apply_model(
         Its model card. Needed for ``config.input == "mmse"``: ``mmse_sigma`` (and ``kernel`` unless
         given); optional ``mmse_boundary`` (default the package default, "taper") and ``mmse_prior``.
         With a ``data_step`` rule the network output is followed by the data step
-        (:mod:`napari_crcnet.datastep`) with ``mu`` from the rule and the noise level.
+        (:mod:`napari_crcnet.datastep`) with ``mu`` from the rule and the noise level, and the two run the
+        rule's ``stages`` times (the residues are those of the last stage).
     image : array_like
         Blurred image, spatial axes last (``config.spatial_dims`` of them), any leading batch axes.
         Integers are scaled to [0, 1]. Not modified.
@@ -500,19 +515,19 @@ def apply_model(
         planes = _classical_planes(planes, card, kernel, spatial_ndim, dev, noise_level, config.input)
     planes = network_input(config, planes, blurred, noise_level)
 
-    out = np.empty((planes.shape[0], config.in_channels, *spatial), np.float32)
     unit_channels = config.unit_channels() if return_residues else []
     residues = [np.empty((planes.shape[0], c, *spatial), np.float32) for c in unit_channels]
     runner = _Runner(model, dev, tile, overlap, fast, return_residues, progress)
-    per_plane = len(_tiles(spatial, tile, overlap))
-    total = per_plane * planes.shape[0]
+    stages = rule_stages(card.get("data_step"))
+    total = len(_tiles(spatial, tile, overlap)) * planes.shape[0] * stages
     done = 0
-    with torch.inference_mode():
-        for index in range(planes.shape[0]):
-            plane_residues = [r[index] for r in residues]
-            done = runner.run_plane(planes[index], out[index], plane_residues, done, total)
-    if card.get("data_step"):
-        out = _data_step_planes(out, blurred, card, kernel, spatial_ndim, dev, noise_level)
+    for stage in range(stages):
+        out = np.empty((planes.shape[0], config.in_channels, *spatial), np.float32)
+        done = _network_planes(runner, planes, out, residues, done, total)
+        if card.get("data_step"):
+            out = _data_step_planes(out, blurred, card, kernel, spatial_ndim, dev, noise_level)
+        if stage + 1 < stages:  # unrolled: the next stage feeds this step's output to the network
+            planes = network_input(config, out, blurred, noise_level)
 
     if colour_on_gray:
         out = out.mean(axis=1, keepdims=True)

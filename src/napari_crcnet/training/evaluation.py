@@ -135,11 +135,14 @@ def evaluate(
             for blurred, clear, *degradation in pairs:
                 net_input, estimate = inputs(blurred.to(device), *degradation)
                 estimate = inputs.baseline(blurred.to(device), estimate)
-                if channels_last:
-                    net_input = net_input.contiguous(memory_format=torch.channels_last)
-                with autocast(device, amp):
-                    out = model(net_input)
-                out = inputs.finish(out.float(), blurred.to(device), *degradation)
+
+                def forward(x: torch.Tensor) -> torch.Tensor:
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with autocast(device, amp):
+                        return model(x)
+
+                out = inputs.unrolled(forward, net_input, blurred.to(device), *degradation)
                 reference, axis = _to_image(clear)
                 restored, _ = _to_image(out.float())
                 baseline, _ = _to_image(estimate)

@@ -327,11 +327,7 @@ class _Run:
             (blurred, clear), kernels, noise = self.synthesizer.sample(batch), None, None
         with torch.no_grad():
             net_input, _ = self.inputs(blurred, kernels, noise)
-        if config.channels_last:
-            net_input = net_input.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.amp):
-            out = self.net(net_input)
-        out = self.inputs.finish(out.float(), blurred, kernels, noise)
+        out = self.inputs.unrolled(self._forward, net_input, blurred, kernels, noise)
         loss = crcnet_loss(out, clear, alpha=config.alpha, gamma=config.gamma)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # under DDP the gradients are averaged over the processes here
@@ -346,6 +342,13 @@ class _Run:
         else:
             window["skipped"] += 1
         self.step += 1
+
+    def _forward(self, net_input: torch.Tensor) -> torch.Tensor:
+        """The network on one stage's input, in the run's memory format and mixed precision."""
+        if self.config.channels_last:
+            net_input = net_input.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.amp):
+            return self.net(net_input)
 
     def _log_window(self, window: dict[str, Any]) -> None:
         """Every ``log_every`` steps: a "train" record of the window's means, then a new window."""

@@ -3,6 +3,7 @@ inference builds it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,8 @@ class NetworkInputs:
     :func:`~napari_crcnet.models.crcnet.network_input` of the estimate (or of the blurred crop for
     ``config.input == "blurred"``) with the configured extra maps, exactly as inference builds it.
     :meth:`finish` applies the run's data step (``data_step``, a rule of :mod:`napari_crcnet.datastep`) to
-    the network output, as inference does.
+    the network output, as inference does; :meth:`unrolled` runs the network and the step for each of the
+    rule's stages.
     """
 
     def __init__(
@@ -86,6 +88,29 @@ class NetworkInputs:
                       data_step_mu(float(noise[i]), self.data_step))
             for i, k in enumerate(kernels)
         ])
+
+    @property
+    def stages(self) -> int:
+        """Network + data step stages of the run's rule (1 without a rule or without ``"stages"``)."""
+        from ..datastep import rule_stages
+
+        return rule_stages(self.data_step)
+
+    def unrolled(
+        self, forward: Callable[[torch.Tensor], torch.Tensor], net_input: torch.Tensor, blurred: torch.Tensor,
+        kernels: list[np.ndarray] | None = None, noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x_K`` of the unrolled stages: ``x_1 = finish(forward(net_input))`` and, for each later stage,
+        ``x_{k+1} = finish(forward(network_input(x_k)))`` (the step's output in place of the MMSE estimate,
+        with the same extra maps), as inference runs them. ``forward`` is the network (under any autocast)."""
+        from ..models.crcnet import network_input
+
+        maps_noise = self.noise if self.operator is not None else noise
+        out = self.finish(forward(net_input).float(), blurred, kernels, noise)
+        for _ in range(self.stages - 1):
+            out = self.finish(forward(network_input(self.config, out, blurred, maps_noise)).float(), blurred,
+                              kernels, noise)
+        return out
 
     def _classical(self, crop: torch.Tensor, kernel: np.ndarray, noise: float) -> torch.Tensor:
         """:func:`~napari_crcnet.inference.classical_input` of one crop ``(1, C, Y, X)``, same shape."""
